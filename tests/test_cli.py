@@ -1,0 +1,121 @@
+"""The `translate` CLI end to end on tiny data: fit, exact resume, checkpoints, and user errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from translate.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_help_lists_commands_and_options():
+    result = run("--help")
+    assert result.exit_code == 0 and "fit" in result.output
+    result = run("fit", "--help")
+    for option in ("--config", "--set", "--resume", "--dry-run", "--max-epochs", "--devices", "--precision"):
+        assert option in result.output
+
+
+def test_dry_run_prints_resolved_config(tiny_config: Path):
+    result = run("fit", "shapes", "--dry-run", "--set", "losses.lambda_cycle=3", "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load(result.output.split("\n", 1)[1])
+    assert cfg["losses"]["lambda_cycle"] == 3.0 and cfg["data"]["batch_size"] == 2
+    assert cfg["data"]["crop_size"] == 32  # from the shapes preset
+
+
+def test_fit_writes_run_folder_and_resume_equals_uninterrupted_run(tiny_config: Path, tmp_path: Path):
+    runs = tmp_path / "runs"
+    straight = run("fit", str(tiny_config), "--name", "straight", "--max-epochs", "2")
+    assert straight.exit_code == 0, straight.output
+    first = run("fit", str(tiny_config), "--name", "split", "--max-epochs", "1")
+    assert first.exit_code == 0, first.output
+    second = run("fit", str(tiny_config), "--name", "split", "--max-epochs", "2", "--resume")
+    assert second.exit_code == 0, second.output
+
+    run_dir = runs / "straight"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "samples" / "latest.png").is_file()
+    assert list((run_dir / "logs" / "csv").glob("version_0/metrics.csv"))
+    assert list((run_dir / "logs" / "tensorboard" / "version_0").glob("events.*"))
+    assert len(list((runs / "split" / "logs" / "tensorboard").glob("version_*"))) == 2  # the resume's own logs
+
+    a = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)  # loads safely
+    b = torch.load(runs / "split" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 2 * 4 * 2  # 2 epochs x 4 batches x (G + D)
+    assert a["translate"]["model"] == "cyclegan"
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    for pool in ("pool_a", "pool_b"):
+        assert torch.equal(a["translate"]["state"][pool]["images"], b["translate"]["state"][pool]["images"])
+    # The optimizer continued too, with the decayed LR of the second epoch (n_epochs = n_epochs_decay = 1).
+    assert a["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5)
+    assert a["optimizer_states"][0]["state"][0]["step"] == b["optimizer_states"][0]["state"][0]["step"] == 8
+
+
+def test_new_run_never_overwrites_an_old_one(tiny_config: Path, tmp_path: Path):
+    assert run("fit", str(tiny_config), "--name", "x", "--max-steps", "1").exit_code == 0
+    result = run("fit", str(tiny_config), "--name", "x", "--max-steps", "1")
+    assert result.exit_code == 0
+    assert (tmp_path / "runs" / "x" / "last.ckpt").is_file() and (tmp_path / "runs" / "x-2" / "last.ckpt").is_file()
+
+
+def _error(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_missing_folder(tmp_path: Path):
+    assert "is not a preset" in _error("fit", str(tmp_path / "nope"))
+
+
+def test_folder_without_train_domains(tmp_path: Path):
+    (tmp_path / "ds" / "trainA").mkdir(parents=True)
+    msg = _error("fit", str(tmp_path / "ds"), "--out-dir", str(tmp_path / "runs"), "--max-steps", "1")
+    assert "missing trainB" in msg
+
+
+def test_empty_and_unreadable_domains(tiny_config: Path, unpaired: Path):
+    for p in (unpaired / "trainB").iterdir():
+        p.unlink()
+    assert "trainB: no images" in _error("fit", str(tiny_config), "--max-steps", "1")
+    (unpaired / "trainB" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    assert "no readable images (1 unreadable)" in _error("fit", str(tiny_config), "--max-steps", "1")
+
+
+def test_unknown_config_key_and_bad_value():
+    assert "did you mean lambda_cycle" in _error("fit", "shapes", "--set", "losses.lambda_cycel=3", "--dry-run")
+    assert "data.batch_size: expected int" in _error("fit", "shapes", "--set", "data.batch_size=big", "--dry-run")
+
+
+def test_resume_errors(tiny_config: Path, tmp_path: Path):
+    assert "nothing to resume" in _error("fit", str(tiny_config), "--name", "none", "--resume")
+    assert run("fit", str(tiny_config), "--name", "r", "--max-steps", "1").exit_code == 0
+    ckpt = tmp_path / "runs" / "r" / "last.ckpt"
+    assert "model.* settings cannot change" in _error(
+        "fit", str(tiny_config), "--name", "r", "--resume", "--set", "model.generator.ngf=8")
+    data = torch.load(ckpt, map_location="cpu", weights_only=True)
+    data["translate"]["model"] = "discogan"  # a checkpoint of another model
+    torch.save(data, ckpt)
+    assert "checkpoint of a discogan model, expected cyclegan" in _error(
+        "fit", str(tiny_config), "--name", "r", "--resume")
+    ckpt.write_bytes(b"garbage")
+    assert "not a readable checkpoint" in _error("fit", str(tiny_config), "--name", "r", "--resume")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from translate.config import Config, from_dict, parse_overrides, preset_names, read_preset, resolve
+from translate.errors import ConfigError
+
+
+def test_defaults_are_the_published_cyclegan_recipe():
+    cfg = from_dict({})
+    assert (cfg.model.generator.arch, cfg.model.generator.ngf, cfg.model.generator.n_blocks) == ("resnet", 64, 9)
+    assert cfg.model.generator.norm == "instance" and cfg.model.discriminator.n_layers == 3
+    assert cfg.model.pool_size == 50 and cfg.model.init_gain == 0.02
+    assert cfg.losses.adversarial == "lsgan"
+    assert (cfg.losses.lambda_cycle, cfg.losses.lambda_identity) == (10.0, 5.0)
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (2e-4, 0.5, 0.999)
+    assert (cfg.optim.n_epochs, cfg.optim.n_epochs_decay, cfg.total_epochs) == (100, 100, 200)
+    assert (cfg.data.load_size, cfg.data.crop_size, cfg.data.flip, cfg.data.batch_size) == (286, 256, True, 1)
+
+
+def test_precedence_defaults_file_set_flags():
+    base = {"optim": {"lr": 1e-3}, "data": {"batch_size": 2}}
+    cfg = resolve(base, ["data.batch_size=3", "losses.lambda_cycle=7"], {"data.batch_size": 4, "train.seed": None})
+    assert cfg.optim.lr == 1e-3  # from the file
+    assert cfg.losses.lambda_cycle == 7.0  # --set
+    assert cfg.data.batch_size == 4  # explicit flag beats --set
+    assert cfg.train.seed == 0  # a flag left as None does not hide the default
+
+
+def test_unknown_key_suggests_close_match():
+    with pytest.raises(ConfigError, match=r"unknown config key 'losses.lambda_cycel'.*lambda_cycle"):
+        from_dict({"losses": {"lambda_cycel": 3}})
+    with pytest.raises(ConfigError, match="unknown config key 'trian'"):
+        from_dict({"trian": {}})
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"data": {"batch_size": "four"}}, "data.batch_size: expected int"),
+    ({"data": {"flip": 1}}, "data.flip: expected bool"),
+    ({"optim": {"lr": True}}, "optim.lr: expected float"),
+    ({"model": "cyclegan"}, "model: expected a mapping"),
+    ({"losses": {"adversarial": "lsgn"}}, "did you mean lsgan"),
+    ({"data": {"crop_size": 300}}, "cannot exceed"),
+    ({"data": {"crop_size": 30, "load_size": 36}}, "multiple of 4"),
+    ({"data": {"batch_size": 0}}, "must be positive"),
+    ({"train": {"precision": "8-bit"}}, "train.precision"),
+    ({"model": {"generator": {"arch": "unet"}}, "data": {"crop_size": 128, "load_size": 143}}, "multiple of 256"),
+])
+def test_invalid_values_are_rejected_with_the_key(data, match):
+    with pytest.raises(ConfigError, match=match):
+        from_dict(data)
+
+
+def test_int_is_accepted_where_float_is_expected():
+    assert from_dict({"optim": {"lr": 1}}).optim.lr == 1.0
+
+
+def test_parse_overrides_types_and_nesting():
+    assert parse_overrides(["a.b=3", "a.c=0.5", "d=true", "e=horse", "f="]) == {
+        "a": {"b": 3, "c": 0.5}, "d": True, "e": "horse", "f": ""}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_overrides(["lambda_cycle"])
+
+
+def test_roundtrip_through_dict_and_frozen():
+    cfg = resolve({}, ["model.generator.ngf=8", "train.run_name=x"])
+    assert from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(AttributeError):
+        cfg.train.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_is_valid_and_states_only_changes(name):
+    data = read_preset(name)
+    cfg = from_dict(data)
+    assert isinstance(cfg, Config)
+    defaults = Config().to_dict()
+    for section, values in data.items():  # a preset repeating a default says nothing
+        for key, value in values.items():
+            if not isinstance(value, dict) and key != "dataset":
+                assert defaults[section][key] != value, f"{name}: {section}.{key} repeats the default"
+
+
+def test_required_presets_exist():
+    assert {"shapes", "horse2zebra"} <= set(preset_names())

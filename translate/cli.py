@@ -1,0 +1,114 @@
+"""The ``translate`` command line: parse, hand off to one function, turn user errors into one line.
+
+Options default to None ("not given") so they never hide a value from a preset, a config file or
+``--set``; the defaults themselves live in config.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from translate import __version__
+from translate.errors import TranslateError
+
+app = typer.Typer(
+    name="translate",
+    help="Unpaired image-to-image translation: CycleGAN, DiscoGAN and GeneGAN on PyTorch Lightning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A user's mistake becomes `error: ...` on stderr and a non-zero exit, never a traceback."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        yield
+    except TranslateError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except MisconfigurationException as exc:
+        typer.echo(f"error: {str(exc).strip().splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"translate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Show the version and exit.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More log output.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s: %(message)s",
+                        stream=sys.stderr)
+
+
+@app.command()
+def fit(
+    target: Annotated[str, typer.Argument(
+        help="What to train on: a preset (shapes, horse2zebra, ...), a built-in dataset, a folder with "
+             "trainA/ and trainB/, or a YAML config file.", show_default=False)],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (replaces the preset).")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option(
+        "--set", "-s", help="Override one config key, e.g. --set losses.lambda_cycle=5 (repeatable).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run name: checkpoints/<name>/.")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(help="Epochs to train (default: n_epochs + n_epochs_decay).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many training batches.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per domain per batch.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(
+        help="Training crop size; images are first resized to 286/256 of it (the published recipe).")] = None,
+    accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu, mps or auto.")] = None,
+    devices: Annotated[Optional[str], typer.Option(help="auto, a count (2) or ids (0,1); >1 uses DDP.")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option(help="Machines for multi-node DDP.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed or 16-mixed.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for weights, data order and augmentation.")] = None,
+    data_root: Annotated[Optional[str], typer.Option(help="Where named datasets live (default: datasets/).")] = None,
+    out_dir: Annotated[Optional[str], typer.Option(help="Where runs are written (default: checkpoints/).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue checkpoints/<name>/last.ckpt exactly.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
+) -> None:
+    """Train a model; writes checkpoints, config.yaml, sample grids and logs to checkpoints/<run>/."""
+    from translate import train
+
+    flags = {
+        "train.run_name": name, "train.max_epochs": max_epochs, "train.max_steps": max_steps,
+        "data.batch_size": batch_size, "train.accelerator": accelerator, "train.devices": devices,
+        "train.num_nodes": num_nodes, "train.precision": precision, "train.seed": seed,
+        "data.root": data_root, "train.out_dir": out_dir,
+    }
+    if image_size is not None:
+        flags |= {"data.crop_size": image_size, "data.load_size": math.ceil(image_size * 286 / 256)}
+    with user_errors():
+        cfg, run_dir, result = train.run_fit(target, str(config) if config else None, overrides, flags,
+                                             resume=resume, dry_run=dry_run)
+    if result is None:
+        typer.echo(f"# run folder: {run_dir}")
+        typer.echo(cfg.to_yaml(), nl=False)
+        return
+    typer.echo(f"trained {result.batches} batches in {result.seconds:.0f} s "
+               f"({result.seconds / max(result.batches, 1):.3f} s/batch)")
+    typer.echo(f"checkpoint: {result.checkpoint}")
+    typer.echo(f"samples:    {result.samples}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,325 @@
+"""Run configuration: frozen dataclasses, one section per package; YAML presets; strict overrides.
+
+Precedence (lowest first): dataclass defaults < preset or ``--config FILE`` < ``--set a.b=c`` < explicit
+CLI flags. Every layer is a nested dict of primitives merged over the previous one, then turned into
+dataclasses by :func:`from_dict`, which rejects unknown keys (with close-match suggestions) and wrong
+types. The defaults are the published CycleGAN recipe; presets state only what a recipe changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from translate.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    arch: str = "resnet"  # resnet | unet
+    ngf: int = 64
+    norm: str = "instance"
+    dropout: bool = False
+    n_blocks: int = 9  # resnet only
+    num_downs: int = 8  # unet only
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    arch: str = "patch"
+    ndf: int = 64
+    n_layers: int = 3
+    norm: str = "instance"
+    spectral_norm: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "cyclegan"
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    pool_size: int = 50  # images kept per direction for the discriminator; 0 turns the pool off
+    init_gain: float = 0.02
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    adversarial: str = "lsgan"
+    reconstruction: str = "l1"
+    lambda_cycle: float = 10.0  # per direction
+    lambda_identity: float = 5.0  # absolute weight (the classic code's 0.5 x lambda_cycle); 0 turns it off
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_epochs: int = 100  # epochs at the initial learning rate
+    n_epochs_decay: int = 100  # epochs of linear decay towards zero afterwards
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "shapes"  # built-in name, catalog name or a folder with trainA/ and trainB/
+    root: str = "datasets"  # where named datasets live (and are generated or downloaded)
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    batch_size: int = 1
+    num_workers: int = -1  # -1: min(4, CPU cores)
+    n_samples: int = 4  # test images per domain shown in sample grids
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = -1  # -1: optim.n_epochs + optim.n_epochs_decay
+    max_steps: int = -1  # training batches; -1: no limit
+    accelerator: str = "auto"
+    devices: str = "auto"  # "auto", a count ("2") or a list ("0,1")
+    num_nodes: int = 1
+    precision: str = "32-true"
+    seed: int = 0
+    out_dir: str = "checkpoints"
+    run_name: str = ""  # "": derived from the dataset name
+    checkpoint_every_n_epochs: int = 10  # periodic checkpoints kept; last.ckpt is written every epoch
+    sample_every_n_steps: int = 500
+    log_every_n_steps: int = 50
+    channels_last: bool = True  # on CUDA only
+    compile: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    losses: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def total_epochs(self) -> int:
+        if self.train.max_epochs > 0:
+            return self.train.max_epochs
+        return self.optim.n_epochs + self.optim.n_epochs_decay
+
+
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true", "16-true")
+
+
+# --------------------------------------------------------------------------- dict <-> dataclass
+
+
+def _check_value(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _check_value(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {hint}, got {value!r}")
+    if hint is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key}: expected null, got {value!r}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"{hint} (valid: {', '.join(options)})"
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{path}'{_suggest(str(key), names)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{path}.")
+        else:
+            kwargs[key] = _check_value(value, hint, path)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Strictly build a Config from a (partial) nested dict; missing keys take their defaults."""
+    cfg = _build(Config, data or {}, "")
+    validate(cfg)
+    return cfg
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; `update` wins. Neither input is modified."""
+    out = dict(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a.b=3", "c=x"]`` -> ``{"a": {"b": 3}, "c": "x"}``; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE (for example losses.lambda_cycle=5), got '{item}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+# --------------------------------------------------------------------------- presets and files
+
+
+def preset_folder() -> Any:
+    """Presets ship as package data ``translate.configs`` (mapped from ``configs/`` at build time); an
+    editable install or a plain source checkout reads the repository's ``configs/`` folder directly."""
+    try:
+        return resources.files("translate.configs")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in preset_folder().iterdir() if p.name.endswith(".yaml"))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset '{name}'{_suggest(name, preset_names())}")
+    text = preset_folder().joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def resolve(
+    base: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults < base (preset/file/saved run) < ``--set`` overrides < explicit flags (None = not given)."""
+    data = merge(base or {}, parse_overrides(overrides or []))
+    given: dict[str, Any] = {}
+    for dotted, value in (flags or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".")
+        given.setdefault(section, {})[key] = value
+    return from_dict(merge(data, given))
+
+
+# --------------------------------------------------------------------------- cross-field rules
+
+
+def _choice(key: str, value: str, valid: typing.Iterable[str]) -> None:
+    valid = list(valid)
+    if value not in valid:
+        raise ConfigError(f"{key}: unknown value '{value}'{_suggest(value, valid)}")
+
+
+def validate(cfg: Config) -> None:
+    """Rules across fields, checked before any work starts."""
+    from translate.losses import ADVERSARIAL, RECONSTRUCTION
+    from translate.models import MODELS
+    from translate.nets import DISCRIMINATORS, GENERATORS, size_multiple
+
+    _choice("model.name", cfg.model.name, MODELS)
+    _choice("model.generator.arch", cfg.model.generator.arch, GENERATORS)
+    _choice("model.discriminator.arch", cfg.model.discriminator.arch, DISCRIMINATORS)
+    for key, norm in (("model.generator.norm", cfg.model.generator.norm),
+                      ("model.discriminator.norm", cfg.model.discriminator.norm)):
+        _choice(key, norm, ("instance", "batch", "none"))
+    _choice("losses.adversarial", cfg.losses.adversarial, ADVERSARIAL)
+    _choice("losses.reconstruction", cfg.losses.reconstruction, RECONSTRUCTION)
+    _choice("train.precision", cfg.train.precision, PRECISIONS)
+
+    positive = {
+        "data.batch_size": cfg.data.batch_size, "data.crop_size": cfg.data.crop_size,
+        "data.load_size": cfg.data.load_size, "model.generator.ngf": cfg.model.generator.ngf,
+        "model.discriminator.ndf": cfg.model.discriminator.ndf, "optim.lr": cfg.optim.lr,
+        "train.num_nodes": cfg.train.num_nodes, "train.log_every_n_steps": cfg.train.log_every_n_steps,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    non_negative = {
+        "model.pool_size": cfg.model.pool_size, "losses.lambda_cycle": cfg.losses.lambda_cycle,
+        "losses.lambda_identity": cfg.losses.lambda_identity, "optim.n_epochs": cfg.optim.n_epochs,
+        "optim.n_epochs_decay": cfg.optim.n_epochs_decay, "data.n_samples": cfg.data.n_samples,
+        "train.checkpoint_every_n_epochs": cfg.train.checkpoint_every_n_epochs,
+        "train.sample_every_n_steps": cfg.train.sample_every_n_steps,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{key} must be >= 0, got {value}")
+    if cfg.data.crop_size > cfg.data.load_size:
+        raise ConfigError(
+            f"data.crop_size ({cfg.data.crop_size}) cannot exceed data.load_size ({cfg.data.load_size})")
+    multiple = size_multiple(cfg.model.generator.arch, dataclasses.asdict(cfg.model.generator))
+    if cfg.data.crop_size % multiple:
+        raise ConfigError(
+            f"data.crop_size ({cfg.data.crop_size}) must be a multiple of {multiple} for the "
+            f"{cfg.model.generator.arch} generator")
+    if not (0.0 <= cfg.optim.beta1 < 1.0 and 0.0 <= cfg.optim.beta2 < 1.0):
+        raise ConfigError("optim.beta1 and optim.beta2 must be in [0, 1)")
+    if cfg.total_epochs <= 0 and cfg.train.max_steps <= 0:
+        raise ConfigError("nothing to train: set train.max_epochs or train.max_steps")

@@ -1,0 +1,1 @@
+"""Files to tensors: image reading and validation, unpaired folders, transforms, built-in datasets."""

@@ -1,0 +1,189 @@
+"""Built-in, procedurally generated datasets: `translate fit shapes` trains with no download.
+
+"shapes": domain A holds filled circles (discs), domain B filled axis-aligned squares, one shape per
+64x64 RGB image. What varies, and what a good translation keeps: the shape's colour (one of 8
+saturated palette colours plus +-12 jitter per channel), its size (radius 18%-32% of the image side;
+a square's half-side is radius * sqrt(pi)/2 ~= 0.886 * radius, so both have the same area), its
+centre (continuous, the whole shape inside the image) and the background. Background choice: a
+near-neutral plain gray, dark (level 35-75) or light (175-215) with a +-8 per-channel tint, so a
+generator must carry the background through too (non-trivial) while the shape always stands out
+from it by > 100 levels in some channel (easy).
+
+trainA and trainB are independent draws (unpaired). testA/k and testB/k are paired by construction:
+same colour, size, centre and background, only the shape differs, so translation quality can be
+measured directly, e.g. mean |G_AB(testA/k) - testB/k|.
+
+Determinism: each split is drawn from `random.Random(seed)` with a fixed per-split seed (only its
+`random()` method, whose sequence Python guarantees), rendered in float64 numpy with 4x4
+supersampling (box-filter anti-aliasing, the same as drawing at 4x and downsampling with BOX), and
+saved as lossless PNG, so the pixels are identical every time (the file bytes may differ between
+Pillow versions, the images do not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import shutil
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from translate.errors import DataError
+
+MARKER = ".complete"
+DOMAINS = ("A", "B")
+
+# red, orange, yellow, green, cyan, blue, purple, magenta
+PALETTE = (
+    (225, 40, 40), (245, 140, 20), (240, 220, 30), (40, 190, 60),
+    (30, 210, 230), (40, 70, 230), (140, 50, 210), (230, 40, 180),
+)
+
+
+@dataclass(frozen=True)
+class ShapeParams:
+    """Everything but the shape's kind: colour and background (RGB floats), centre and radius in px."""
+
+    colour: tuple[float, float, float]
+    background: tuple[float, float, float]
+    cx: float
+    cy: float
+    radius: float
+
+
+def sample_shape(rng: random.Random, size: int) -> ShapeParams:
+    """Draws one set of shape parameters for a `size` x `size` image."""
+    base = PALETTE[int(rng.random() * len(PALETTE))]
+    colour = tuple(min(255.0, max(0.0, c + (rng.random() * 2 - 1) * 12)) for c in base)
+    level = 35 + rng.random() * 40 if rng.random() < 0.5 else 175 + rng.random() * 40
+    background = tuple(level + (rng.random() * 2 - 1) * 8 for _ in range(3))
+    radius = size * (0.18 + rng.random() * 0.14)
+    lo, hi = radius + 1, size - 1 - radius
+    cx, cy = lo + rng.random() * (hi - lo), lo + rng.random() * (hi - lo)
+    return ShapeParams(colour, background, cx, cy, radius)  # type: ignore[arg-type]
+
+
+def render_shape(domain: str, p: ShapeParams, size: int, supersample: int = 4) -> np.ndarray:
+    """A disc (domain "A") or an equal-area square ("B") as a uint8 array of shape (size, size, 3)."""
+    offsets = (np.arange(size * supersample) + 0.5) / supersample  # sub-pixel sample centres
+    dx, dy = offsets[None, :] - p.cx, offsets[:, None] - p.cy
+    if domain == "A":
+        inside = dx * dx + dy * dy <= p.radius * p.radius
+    elif domain == "B":
+        half = p.radius * math.sqrt(math.pi) / 2
+        inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
+    else:
+        raise ValueError(f"domain must be 'A' or 'B', not {domain!r}")
+    cover = inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))[..., None]
+    img = np.asarray(p.background) * (1 - cover) + np.asarray(p.colour) * cover
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    """A generated dataset: its split folders and counts, and how to draw one image of a domain."""
+
+    name: str
+    description: str
+    image_size: int
+    counts: dict[str, int]
+    sample: Callable[[random.Random, int], ShapeParams] = field(repr=False)
+    render: Callable[[str, ShapeParams, int], np.ndarray] = field(repr=False)
+    version: int = 1  # bump when the drawing changes, so stale copies are regenerated
+
+    def draw(self, domain: str, rng: random.Random) -> np.ndarray:
+        """One independent uint8 (H, W, 3) image of `domain` ("A" or "B")."""
+        return self.render(domain, self.sample(rng, self.image_size), self.image_size)
+
+    @property
+    def fingerprint(self) -> str:
+        """The marker file's content: a hash of everything that determines the files."""
+        key = f"{self.name}|v{self.version}|{self.image_size}|{sorted(self.counts.items())}"
+        return f"{self.name} v{self.version} {hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+BUILTIN_DATASETS: dict[str, BuiltinSpec] = {
+    "shapes": BuiltinSpec(
+        name="shapes",
+        description="circles (A) <-> squares (B), colour/size/position preserved",
+        image_size=64,
+        counts={"trainA": 400, "trainB": 400, "testA": 16, "testB": 16},
+        sample=sample_shape,
+        render=render_shape,
+    ),
+}
+
+
+def is_builtin(name: str) -> bool:
+    return name in BUILTIN_DATASETS
+
+
+def save_png(img: np.ndarray, path: Path) -> None:
+    Image.fromarray(img, mode="RGB").save(path, format="PNG")
+
+
+def _is_complete(path: Path, spec: BuiltinSpec) -> bool:
+    try:
+        return (path / MARKER).read_text().strip() == spec.fingerprint
+    except OSError:
+        return False
+
+
+def _seed(name: str, split: str) -> int:
+    return zlib.crc32(f"translate-builtin/{name}/{split}".encode())
+
+
+def _generate(spec: BuiltinSpec, out: Path) -> None:
+    for split, count in spec.counts.items():
+        if split.startswith("test"):
+            continue  # written below, as pairs
+        (out / split).mkdir(parents=True)
+        rng = random.Random(_seed(spec.name, split))
+        for k in range(count):
+            save_png(spec.draw(split[-1], rng), out / split / f"{k:05d}.png")
+    # test images are paired by construction: testA/k and testB/k share every parameter but the shape
+    rng = random.Random(_seed(spec.name, "test"))
+    n = max(spec.counts.get("testA", 0), spec.counts.get("testB", 0))
+    params = [spec.sample(rng, spec.image_size) for _ in range(n)]
+    for domain in DOMAINS:
+        split = "test" + domain
+        if split in spec.counts:
+            (out / split).mkdir(parents=True)
+            for k in range(spec.counts[split]):
+                img = spec.render(domain, params[k], spec.image_size)
+                save_png(img, out / split / f"{k:05d}.png")
+    (out / MARKER).write_text(spec.fingerprint + "\n")
+
+
+def ensure_builtin(name: str, root: str | Path) -> Path:
+    """Returns `root/name`, generating the built-in dataset `name` there first unless already complete."""
+    if name not in BUILTIN_DATASETS:
+        raise DataError(name, f"unknown built-in dataset; choose from: {', '.join(sorted(BUILTIN_DATASETS))}")
+    spec = BUILTIN_DATASETS[name]
+    dest = Path(root) / name
+    if _is_complete(dest, spec):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _generate(spec, tmp)
+        if _is_complete(dest, spec):  # another process finished first
+            return dest
+        if dest.exists():  # incomplete or stale: replace it
+            shutil.rmtree(dest, ignore_errors=True)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if not _is_complete(dest, spec):  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest

@@ -1,0 +1,154 @@
+"""Finding and decoding image files: every image the tool reads goes through here.
+
+Policy, and why:
+
+* Every failure becomes a `DataError(path, why)` with a short human reason, so one bad
+  file in a folder of thousands is named instead of surfacing as a Pillow traceback.
+* Truncated files are errors. Pillow's global `ImageFile.LOAD_TRUNCATED_IMAGES` would decode
+  them silently with the missing part filled in, and would change behaviour for every other
+  user of Pillow in the process, so it is left alone and `img.load()` runs inside the try.
+* Sizes are checked from the header before decoding, so a decompression bomb is refused
+  before it allocates gigabytes; tiny images are refused because no crop or resize
+  of a 1-pixel side is meaningful training data.
+* Transparent pixels are composited over white: their stored colour is undefined (often
+  black), and white is what a viewer shows for a transparent area on a page.
+* 16-bit data is divided by 257 with rounding: 65535 / 255 = 257 exactly, so the full 16-bit
+  range maps onto the full 8-bit range (0->0, 65535->255) with each value going to its nearest
+  8-bit level, and 8-bit data widened the usual way (v * 257) comes back unchanged.
+  Shifting right by 8 would truncate instead of round.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from translate.errors import DataError
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+MIN_SIDE = 2
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own DecompressionBombError threshold
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # these swap width and height
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in `folder` (and below it if `recursive`), sorted by relative path."""
+    root = Path(folder)
+    if not root.exists():
+        raise DataError(root, "does not exist")
+    if not root.is_dir():
+        raise DataError(root, "is not a folder")
+    candidates = root.rglob("*") if recursive else root.iterdir()
+    found = []
+    for path in candidates:
+        rel = path.relative_to(root)
+        # A hidden folder (.git, .ipynb_checkpoints) hides everything inside it too.
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[Image.Image]:
+    """Open `path` lazily (header only), translating every way that can fail."""
+    if not path.exists():
+        raise DataError(path, "file not found")
+    if path.is_dir():
+        raise DataError(path, "is a folder")
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(path, "empty file")
+        with warnings.catch_warnings():
+            # Our own max_pixels check is the authority; the warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except DataError:
+        raise
+    except Image.DecompressionBombError:
+        raise DataError(path, "image too large (decompression bomb check)") from None
+    except PermissionError:
+        raise DataError(path, "permission denied") from None
+    except Image.UnidentifiedImageError:
+        raise DataError(path, "not an image or unsupported format") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DataError(path, f"not an image or unsupported format ({exc})") from None
+    with img:
+        yield img
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # broken EXIF is common and must not cost the pixels
+        return 1
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) as `read_image` would return it, without decoding the pixels."""
+    path = Path(path)
+    with _open(path) as img:
+        width, height = img.size
+        if _orientation(img) in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+        return width, height
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode `path` into a contiguous uint8 RGB array of shape (H, W, 3)."""
+    path = Path(path)
+    with _open(path) as img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise DataError(path, f"image too large ({width}x{height} pixels)")
+        if width < MIN_SIDE or height < MIN_SIDE:
+            raise DataError(path, f"image too small ({width}x{height})")
+        try:
+            img.seek(0)  # multi-frame GIF/TIFF: the first frame is the image
+            img.load()
+        except Exception as exc:  # decoders raise OSError, SyntaxError, struct.error, ...
+            raise DataError(path, f"truncated or corrupt image data ({exc})") from None
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # broken EXIF: keep the pixels, ignore the orientation
+            pass
+        try:
+            return _to_rgb(img)
+        except ValueError:  # Pillow has no conversion path for a few exotic modes
+            raise DataError(path, f"unsupported colour mode {img.mode!r}") from None
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in _SIXTEEN_BIT_MODES or img.mode == "I":
+        values = np.asarray(img).astype(np.int64)
+        values = np.clip(values, 0, 65535)
+        gray = ((values + 128) // 257).astype(np.uint8)  # round(v / 257)
+        return _gray_to_rgb(gray)
+    if img.mode == "F":
+        values = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
+        if values.size and values.max() <= 1.0:
+            values = values * 255.0
+        gray = np.rint(np.clip(values, 0.0, 255.0)).astype(np.uint8)
+        return _gray_to_rgb(gray)
+    if img.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))

@@ -1,0 +1,8 @@
+"""Model registry: names users type (``model.name``) -> LightningModule classes."""
+
+from __future__ import annotations
+
+from translate.models.base import TranslationModel
+from translate.models.cyclegan import CycleGAN
+
+MODELS: dict[str, type[TranslationModel]] = {"cyclegan": CycleGAN}

@@ -1,0 +1,156 @@
+"""Shared machinery of the translation LightningModules; the recipes live in the subclasses.
+
+- Manual optimization; schedules are a pure function of the epoch (:func:`linear_decay`), applied at
+  each epoch start, so a resumed run has the right learning rate without restoring scheduler objects.
+- Exact resume at epoch boundaries: global RNGs are reseeded from (run seed, rank, epoch) at every epoch
+  start, data randomness comes from the seeded sampler, and stateful recipe parts (image pools) are saved
+  in the checkpoint's ``translate`` block by :meth:`extra_state`.
+- The ``translate`` block also holds the format version, the model name, the config and each net's
+  constructor arguments, so later commands rebuild nets from the checkpoint alone (see checkpoint.py).
+- Batches arrive as uint8 and are scaled to [-1, 1] on the device (:meth:`on_after_batch_transfer`).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from translate.config import Config, from_dict
+from translate.data.transforms import to_model_range
+from translate.nets import NETS, init_weights
+
+FORMAT_VERSION = 1
+
+
+def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """LR factor at 0-based `epoch`: 1 for `n_epochs` epochs, then linear towards 0 over `n_epochs_decay`.
+
+    Matches the classic ``lambda_rule`` with ``epoch_count = 1``: 1 - max(0, e + 1 - n) / (n_decay + 1).
+    """
+    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+
+def has_batch_coupling(net: nn.Module) -> bool:
+    """True when a sample's output depends on the rest of the batch (batch norm in training mode)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def run_batched(net: nn.Module, *inputs: Tensor) -> tuple[Tensor, ...]:
+    """`net` on each input; one call on the concatenation when that gives the same per-sample result."""
+    if len(inputs) == 1:
+        return (net(inputs[0]),)
+    if has_batch_coupling(net) or len({x.shape[1:] for x in inputs}) > 1:
+        return tuple(net(x) for x in inputs)
+    out = net(torch.cat(inputs))
+    return tuple(out.split([x.shape[0] for x in inputs]))
+
+
+class TranslationModel(pl.LightningModule):
+    """Base class. Subclasses set ``name``, build nets with :meth:`add_net` and write ``training_step``."""
+
+    name = "base"
+    optimizer_steps_per_batch = 1
+
+    def __init__(self, cfg: Config | dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = cfg if isinstance(cfg, Config) else from_dict(cfg)
+        self.save_hyperparameters(self.cfg.to_dict())
+        self.automatic_optimization = False
+        self.net_specs: dict[str, dict[str, Any]] = {}
+
+    # ----------------------------------------------------------------- nets
+
+    def add_net(self, attr: str, kind: str, arch: str, **kwargs: Any) -> nn.Module:
+        """Build a net of `kind` ("generator", "discriminator"), initialise it, remember how to rebuild it."""
+        net = NETS[kind][arch](**kwargs)
+        init_weights(net, self.cfg.model.init_gain)
+        setattr(self, attr, net)
+        self.net_specs[attr] = {"kind": kind, "arch": arch, "kwargs": dict(kwargs)}
+        return net
+
+    def on_fit_start(self) -> None:
+        if self.device.type == "cuda" and self.cfg.train.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.cfg.train.compile:
+            for attr in self.net_specs:
+                getattr(self, attr).compile()
+
+    def make_adam(self, params: Any, lr: float | None = None, weight_decay: float = 0.0) -> torch.optim.Adam:
+        o = self.cfg.optim
+        fused = self.device.type == "cuda"  # one kernel for all parameters; CPU keeps the default path
+        return torch.optim.Adam(params, lr=lr or o.lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay,
+                                fused=fused or None)
+
+    # ----------------------------------------------------------------- epochs
+
+    def lr_factor(self, epoch: int) -> float:
+        return linear_decay(epoch, self.cfg.optim.n_epochs, self.cfg.optim.n_epochs_decay)
+
+    def on_train_epoch_start(self) -> None:
+        epoch = self.current_epoch
+        seed = (self.cfg.train.seed * 1_000_003 + self.global_rank * 7919 + epoch) % 2**31
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        factor = self.lr_factor(epoch)
+        optimizers = self.optimizers()
+        for opt in optimizers if isinstance(optimizers, list) else [optimizers]:
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
+        self.log("lr_factor", factor, on_step=False, on_epoch=True, sync_dist=False)
+
+    @property
+    def batches_done(self) -> int:
+        return self.global_step // self.optimizer_steps_per_batch
+
+    def log_terms(self, prefix: str, terms: dict[str, Tensor]) -> None:
+        """Log each term of a loss dict as ``prefix/name`` (the dict is the list of logged terms)."""
+        self.log_dict({f"{prefix}/{k}": v.detach() for k, v in terms.items()}, prog_bar=False,
+                      batch_size=self.cfg.data.batch_size)
+
+    # ----------------------------------------------------------------- data
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        memory = torch.channels_last if self.device.type == "cuda" and self.cfg.train.channels_last else None
+        out = {}
+        for key, value in batch.items():
+            value = to_model_range(value)
+            out[key] = value.contiguous(memory_format=memory) if memory else value
+        return out
+
+    # ----------------------------------------------------------------- checkpoint
+
+    def extra_state(self) -> dict[str, Any]:
+        """Recipe state beyond parameters and optimizers (tensors and primitives only)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["translate"] = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "config": self.cfg.to_dict(),
+            "nets": self.net_specs,
+            "state": self.extra_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from translate.checkpoint import check_block
+
+        block = check_block(checkpoint, expect_model=self.name)
+        self.load_extra_state(block["state"])
+
+    # ----------------------------------------------------------------- samples
+
+    @torch.no_grad()
+    def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
+        """Rows of images in [-1, 1] for a sample grid; each row is [n,3,H,W]."""
+        raise NotImplementedError

@@ -1,0 +1,124 @@
+"""CycleGAN (Zhu, Park, Isola, Efros: "Unpaired Image-to-Image Translation using Cycle-Consistent
+Adversarial Networks", ICCV 2017, Sec. 3-4 and Appendix 7), matching the classic PyTorch implementation
+(junyanz/pytorch-CycleGAN-and-pix2pix, models/cycle_gan_model.py).
+
+Per batch: generators first with both discriminators frozen, loss
+    adv(D_B(G_AB(a))) + adv(D_A(G_BA(b))) + l_cyc * [rec(G_BA(G_AB(a)), a) + rec(G_AB(G_BA(b)), b)]
+                      + l_idt * [rec(G_AB(b), b) + rec(G_BA(a), a)];
+then both discriminators on real images and on fakes drawn through a 50-image pool per direction.
+Adam(2e-4, (0.5, 0.999)), one optimizer for both generators and one for both discriminators; the LR is
+constant for n_epochs, then decays linearly (models/base.py).
+
+Deliberate differences, none of which changes the maths:
+- ``lambda_identity`` is an absolute weight (5.0), not a fraction of ``lambda_cycle`` (0.5).
+- Work on the same net is batched: G_AB runs once on [a, b] (translation and identity) and once on G_BA(b);
+  D runs once on [real, pooled fake]. With instance norm (the default) this is the same per-sample
+  computation; nets with batch norm fall back to separate calls (``run_batched``).
+- The adversarial objective comes from the loss registry (``losses.adversarial``); LSGAN by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from translate.config import Config
+from translate.losses import build_adversarial, build_reconstruction
+from translate.models.base import TranslationModel, has_batch_coupling, run_batched
+from translate.models.image_pool import ImagePool
+from translate.nets import generator_kwargs
+
+
+class CycleGAN(TranslationModel):
+    name = "cyclegan"
+    optimizer_steps_per_batch = 2  # one G step and one D step per batch
+
+    def __init__(self, cfg: Config | dict[str, Any]) -> None:
+        super().__init__(cfg)
+        m = self.cfg.model
+        g_kwargs = generator_kwargs(m.generator.arch, vars(m.generator))
+        d = m.discriminator
+        d_kwargs = dict(in_channels=3, ndf=d.ndf, n_layers=d.n_layers, norm=d.norm, spectral_norm=d.spectral_norm)
+        self.add_net("g_ab", "generator", m.generator.arch, **g_kwargs)  # A -> B
+        self.add_net("g_ba", "generator", m.generator.arch, **g_kwargs)  # B -> A
+        self.add_net("d_a", "discriminator", d.arch, **d_kwargs)  # judges domain-A images
+        self.add_net("d_b", "discriminator", d.arch, **d_kwargs)  # judges domain-B images
+        self.adversarial = build_adversarial(self.cfg.losses.adversarial)
+        self.reconstruction = build_reconstruction(self.cfg.losses.reconstruction)
+        seed = self.cfg.train.seed
+        self.pool_a = ImagePool(m.pool_size, seed=seed * 2 + 1)  # fakes of domain A, for d_a
+        self.pool_b = ImagePool(m.pool_size, seed=seed * 2 + 2)  # fakes of domain B, for d_b
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        opt_g = self.make_adam(list(self.g_ab.parameters()) + list(self.g_ba.parameters()))
+        opt_d = self.make_adam(list(self.d_a.parameters()) + list(self.d_b.parameters()))
+        return [opt_g, opt_d]
+
+    def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
+        return self.g_ab(x) if direction == "AtoB" else self.g_ba(x)
+
+    def generator_terms(self, real_a: Tensor, real_b: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Loss terms of both generators, and the fakes for the discriminator step."""
+        w = self.cfg.losses
+        identity = w.lambda_identity > 0
+        if identity:
+            fake_b, idt_b = run_batched(self.g_ab, real_a, real_b)  # [N,3,H,W] each
+            fake_a, idt_a = run_batched(self.g_ba, real_b, real_a)
+        else:
+            fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
+        rec_a, rec_b = self.g_ba(fake_b), self.g_ab(fake_a)
+        terms = {
+            "adv_ab": self.adversarial.generator_loss(self.d_b(fake_b)),
+            "adv_ba": self.adversarial.generator_loss(self.d_a(fake_a)),
+            "cycle_a": w.lambda_cycle * self.reconstruction(rec_a.float(), real_a.float()),
+            "cycle_b": w.lambda_cycle * self.reconstruction(rec_b.float(), real_b.float()),
+        }
+        if identity:
+            terms["idt_ab"] = w.lambda_identity * self.reconstruction(idt_b.float(), real_b.float())
+            terms["idt_ba"] = w.lambda_identity * self.reconstruction(idt_a.float(), real_a.float())
+        return terms, fake_a, fake_b
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        real_a, real_b = batch["A"], batch["B"]
+        opt_g, opt_d = self.optimizers()
+
+        # 1. Generators, discriminators frozen.
+        self.toggle_optimizer(opt_g)
+        g_terms, fake_a, fake_b = self.generator_terms(real_a, real_b)
+        g_loss = sum(g_terms.values())
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        # 2. Discriminators on real images and on pooled fakes.
+        self.toggle_optimizer(opt_d)
+        d_a_terms = self.adversarial.discriminator_loss(
+            self.d_a, real_a, self.pool_a.query(fake_a), batched=not has_batch_coupling(self.d_a))
+        d_b_terms = self.adversarial.discriminator_loss(
+            self.d_b, real_b, self.pool_b.query(fake_b), batched=not has_batch_coupling(self.d_b))
+        d_loss = d_a_terms["loss"] + d_b_terms["loss"]
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
+        self.log_terms("g", g_terms | {"total": g_loss})
+        self.log_terms("d", d_terms)
+        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.pool_a.load_state_dict(state["pool_a"])
+        self.pool_b.load_state_dict(state["pool_b"])
+
+    @torch.no_grad()
+    def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
+        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
+        return [real_a, fake_b, self.g_ba(fake_b), real_b, fake_a, self.g_ab(fake_a)]

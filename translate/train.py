@@ -1,0 +1,163 @@
+"""Training orchestration: the only place a Trainer, loggers, callbacks, devices and precision are built.
+
+``translate fit TARGET`` resolves TARGET (a preset, a built-in dataset, a folder or a YAML file) to a base
+config, layers overrides on top, picks the run folder ``<out_dir>/<run>/`` and trains. ``--resume``
+continues ``<run>/last.ckpt`` with the config saved in it: same step count, LR position, optimizer
+state, image pools and data order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from translate.callbacks import SampleGrids
+from translate.checkpoint import check_block, load_checkpoint
+from translate.config import Config, ConfigError, preset_names, read_preset, read_yaml, resolve
+from translate.data.builtin import is_builtin
+from translate.data.datamodule import UnpairedDataModule, resolve_dataset
+from translate.models import MODELS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    run_dir: Path
+    checkpoint: Path
+    samples: Path
+    batches: int
+    seconds: float
+
+
+def base_for(target: str) -> tuple[dict[str, Any], str]:
+    """The config dict TARGET stands for, and the run name it suggests."""
+    path = Path(target).expanduser()
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return read_yaml(path), path.stem
+    if target in preset_names():
+        return read_preset(target), target
+    if is_builtin(target) or path.is_dir():
+        return {"data": {"dataset": target}}, path.name or "run"
+    raise ConfigError(
+        f"'{target}' is not a preset ({', '.join(preset_names())}), a built-in dataset or an existing folder "
+        "(a folder needs trainA/ and trainB/)")
+
+
+def _free_run_dir(out_dir: Path, name: str) -> Path:
+    """`out_dir/name`, or `name-2`, `name-3`, ... so a new run never overwrites an old one."""
+    candidate, n = out_dir / name, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = out_dir / f"{name}-{n}"
+    return candidate
+
+
+def prepare(target: str, config_file: str | None = None, overrides: list[str] | None = None,
+            flags: dict[str, Any] | None = None, resume: bool = False) -> tuple[Config, Path, Path | None]:
+    """Resolve the config and the run folder (and the checkpoint to resume from) without training."""
+    base, name = base_for(target)
+    if config_file:
+        base = read_yaml(config_file)
+    cfg = resolve(base, overrides, flags)
+    name = cfg.train.run_name or name
+    out_dir = Path(cfg.train.out_dir)
+    if not resume:
+        return cfg, _free_run_dir(out_dir, name), None
+    run_dir = out_dir / name
+    ckpt = run_dir / "last.ckpt"
+    if not ckpt.is_file():
+        raise ConfigError(f"nothing to resume: {ckpt} does not exist (runs in {out_dir}: "
+                          f"{', '.join(sorted(p.name for p in out_dir.glob('*') if p.is_dir())) or 'none'})")
+    checkpoint = load_checkpoint(ckpt)
+    saved = checkpoint["translate"]["config"]
+    resumed = resolve(saved, overrides, flags)
+    if resumed.model != resolve(saved).model:
+        raise ConfigError("model.* settings cannot change when resuming; start a new run instead")
+    check_block(checkpoint, expect_model=resumed.model.name, path=ckpt)
+    return resumed, run_dir, ckpt
+
+
+def _devices(value: str) -> Any:
+    value = value.strip()
+    if value == "auto":
+        return "auto"
+    if value.lstrip("-").isdigit():
+        return int(value)
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"train.devices: expected auto, a count or a list like 0,1; got '{value}'") from None
+
+
+def _device_count(devices: Any) -> int:
+    if isinstance(devices, list):
+        return len(devices)
+    return devices if isinstance(devices, int) and devices > 0 else 1
+
+
+def build_trainer(cfg: Config, run_dir: Path, steps_per_batch: int) -> pl.Trainer:
+    t = cfg.train
+    devices = _devices(t.devices)
+    distributed = _device_count(devices) > 1 or t.num_nodes > 1
+    logs = run_dir / "logs"
+    tb = logs / "tensorboard"
+    version = len(list(tb.glob("version_*"))) if tb.is_dir() else 0  # one per attempt (resumes add one)
+    checkpoints = [ModelCheckpoint(dirpath=run_dir, save_top_k=0, save_last=True, every_n_epochs=1)]
+    if t.checkpoint_every_n_epochs:
+        checkpoints.append(ModelCheckpoint(dirpath=run_dir, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
+                                           every_n_epochs=t.checkpoint_every_n_epochs, save_top_k=-1))
+    return pl.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=cfg.total_epochs if cfg.total_epochs > 0 else -1,
+        max_steps=t.max_steps * steps_per_batch if t.max_steps > 0 else -1,
+        accelerator=t.accelerator,
+        devices=devices,
+        num_nodes=t.num_nodes,
+        # One module holds G and D: plain DDP rejects the D parameters unused in the G step and
+        # static_graph rejects the changing graph (see DESIGN.md); this strategy trains correctly.
+        strategy="ddp_find_unused_parameters_true" if distributed else "auto",
+        precision=t.precision,
+        use_distributed_sampler=False,  # UnpairedSampler shards by rank itself, keeping resume exact
+        logger=[TensorBoardLogger(logs, name="tensorboard", version=version, default_hp_metric=False),
+                CSVLogger(logs, name="csv", version=version)],
+        callbacks=[*checkpoints, SampleGrids(run_dir / "samples", t.sample_every_n_steps)],
+        log_every_n_steps=t.log_every_n_steps,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        enable_model_summary=False,
+    )
+
+
+def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> FitResult:
+    """Train `cfg` into `run_dir`, continuing from `resume_from` when given."""
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    model = MODELS[cfg.model.name](cfg)
+    data = UnpairedDataModule(cfg.data, seed=cfg.train.seed)
+    trainer = build_trainer(cfg, run_dir, model.optimizer_steps_per_batch)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    seconds = time.perf_counter() - start
+    return FitResult(run_dir=run_dir, checkpoint=run_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
+                     batches=model.batches_done, seconds=seconds)
+
+
+def run_fit(target: str, config_file: str | None = None, overrides: list[str] | None = None,
+            flags: dict[str, Any] | None = None, resume: bool = False,
+            dry_run: bool = False) -> tuple[Config, Path, FitResult | None]:
+    """What ``translate fit`` does: resolve, then train unless `dry_run`."""
+    cfg, run_dir, ckpt = prepare(target, config_file, overrides, flags, resume)
+    if dry_run:
+        return cfg, run_dir, None
+    resolve_dataset(cfg.data.dataset, cfg.data.root)  # fail on a bad folder before building anything
+    return cfg, run_dir, fit(cfg, run_dir, resume_from=ckpt)
