@@ -104,6 +104,8 @@ def fit(
         typer.echo(f"# run folder: {run_dir}")
         typer.echo(cfg.to_yaml(), nl=False)
         return
+    if not result.is_global_zero:
+        return
     typer.echo(f"trained {result.batches} batches in {result.seconds:.0f} s "
                f"({result.seconds / max(result.batches, 1):.3f} s/batch)")
     typer.echo(f"checkpoint: {result.checkpoint}")

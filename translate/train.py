@@ -9,7 +9,9 @@ state, image pools and data order.
 from __future__ import annotations
 
 import logging
+import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,10 @@ from translate.models import MODELS
 
 log = logging.getLogger(__name__)
 
+# Lightning notes that the module's batch hook wins over the datamodule's: that is the design here.
+warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -35,6 +41,7 @@ class FitResult:
     samples: Path
     batches: int
     seconds: float
+    is_global_zero: bool = True
 
 
 def base_for(target: str) -> tuple[dict[str, Any], str]:
@@ -51,8 +58,13 @@ def base_for(target: str) -> tuple[dict[str, Any], str]:
         "(a folder needs trainA/ and trainB/)")
 
 
+RUN_DIR_ENV = "TRANSLATE_RUN_DIR"  # rank 0's run folder, inherited by the DDP processes it launches
+
+
 def _free_run_dir(out_dir: Path, name: str) -> Path:
     """`out_dir/name`, or `name-2`, `name-3`, ... so a new run never overwrites an old one."""
+    if os.environ.get(RUN_DIR_ENV):  # a DDP rank re-running the command: rank 0 already chose
+        return Path(os.environ[RUN_DIR_ENV])
     candidate, n = out_dir / name, 1
     while candidate.exists() and any(candidate.iterdir()):
         n += 1
@@ -146,10 +158,18 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> FitResul
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     start = time.perf_counter()
-    trainer.fit(model, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    # Lightning's DDP launcher re-runs this command once per extra rank; they must use this run folder.
+    inherited = trainer.world_size > 1 and RUN_DIR_ENV not in os.environ
+    if inherited:
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=resume_from, weights_only=True)
+    finally:
+        if inherited:
+            os.environ.pop(RUN_DIR_ENV, None)
     seconds = time.perf_counter() - start
     return FitResult(run_dir=run_dir, checkpoint=run_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
-                     batches=model.batches_done, seconds=seconds)
+                     batches=model.batches_done, seconds=seconds, is_global_zero=trainer.is_global_zero)
 
 
 def run_fit(target: str, config_file: str | None = None, overrides: list[str] | None = None,
