@@ -1,17 +1,26 @@
 """Built-in, procedurally generated datasets: `translate fit shapes` trains with no download.
 
-"shapes": domain A holds filled circles (discs), domain B filled axis-aligned squares, one shape per
-64x64 RGB image. What varies, and what a good translation keeps: the shape's colour (one of 8
-saturated palette colours plus +-12 jitter per channel), its size (radius 18%-32% of the image side;
-a square's half-side is radius * sqrt(pi)/2 ~= 0.886 * radius, so both have the same area), its
-centre (continuous, the whole shape inside the image) and the background. Background choice: a
-near-neutral plain gray, dark (level 35-75) or light (175-215) with a +-8 per-channel tint, so a
-generator must carry the background through too (non-trivial) while the shape always stands out
-from it by > 100 levels in some channel (easy).
+Both datasets hold one filled shape per 64x64 RGB image. What varies, and what a good translation
+keeps: the shape's colour (one of 8 saturated palette colours plus +-12 jitter per channel), its size
+(radius 18%-32% of the image side; a square's half-side is radius * sqrt(pi)/2 ~= 0.886 * radius, so
+both kinds have the same area), its centre (continuous, the whole shape inside the image) and the
+background. Background choice: a near-neutral plain gray, dark (level 35-75) or light (175-215) with a
++-8 per-channel tint, so a generator must carry the background through too (non-trivial) while the
+shape always stands out from it by > 100 levels in some channel (easy).
+
+"shapes" (a change of outline): domain A holds filled circles (discs), domain B filled axis-aligned
+squares, both in a solid colour.
+
+"stripes" (a change of texture, the synthetic horse -> zebra): the shape is a disc or a square (50/50
+per image) in both domains. In A it is solid; in B it is filled with diagonal (45 degree) stripes:
+alternating bands of the shape colour and of a dark band (the colour times 0.25), period 1/8 of the
+image side (8 px at 64 px, measured across the stripes), half duty cycle, with a phase fixed to the
+image grid, so the translation only has to add or remove the texture.
 
 trainA and trainB are independent draws (unpaired). testA/k and testB/k are paired by construction:
-same colour, size, centre and background, only the shape differs, so translation quality can be
-measured directly, e.g. mean |G_AB(testA/k) - testB/k|.
+same parameters (colour, size, centre, background and, for "stripes", the kind of shape), only the
+shape ("shapes") or the stripes ("stripes") differ, so translation quality can be measured directly,
+e.g. mean |G_AB(testA/k) - testB/k|.
 
 Determinism: each split is drawn from `random.Random(seed)` with a fixed per-split seed (only its
 `random()` method, whose sequence Python guarantees), rendered in float64 numpy with 4x4
@@ -22,13 +31,14 @@ Pillow versions, the images do not).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
 import random
 import shutil
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -45,17 +55,22 @@ PALETTE = (
     (225, 40, 40), (245, 140, 20), (240, 220, 30), (40, 190, 60),
     (30, 210, 230), (40, 70, 230), (140, 50, 210), (230, 40, 180),
 )
+SHAPE_OF_DOMAIN = {"A": "disc", "B": "square"}  # "shapes"
+STRIPE_PERIOD = 1 / 8  # of the image side, measured across the (45 degree) stripes
+STRIPE_DARK = 0.25  # the dark band's colour is the shape's colour times this
 
 
 @dataclass(frozen=True)
 class ShapeParams:
-    """Everything but the shape's kind: colour and background (RGB floats), centre and radius in px."""
+    """Colour and background (RGB floats), centre and radius in px; `kind` ("disc" or "square") is
+    None where the domain decides it ("shapes")."""
 
     colour: tuple[float, float, float]
     background: tuple[float, float, float]
     cx: float
     cy: float
     radius: float
+    kind: str | None = None
 
 
 def sample_shape(rng: random.Random, size: int) -> ShapeParams:
@@ -70,20 +85,57 @@ def sample_shape(rng: random.Random, size: int) -> ShapeParams:
     return ShapeParams(colour, background, cx, cy, radius)  # type: ignore[arg-type]
 
 
-def render_shape(domain: str, p: ShapeParams, size: int, supersample: int = 4) -> np.ndarray:
-    """A disc (domain "A") or an equal-area square ("B") as a uint8 array of shape (size, size, 3)."""
+def sample_kind(rng: random.Random, size: int) -> ShapeParams:
+    """`sample_shape`, then the kind of shape, a disc or a square (50/50)."""
+    p = sample_shape(rng, size)
+    return replace(p, kind="disc" if rng.random() < 0.5 else "square")
+
+
+@functools.lru_cache(maxsize=8)
+def _bright_bands(size: int, supersample: int) -> np.ndarray:
+    """Sub-pixel mask of the stripes' bright bands (45 degrees, phase fixed to the image grid)."""
+    offsets = (np.arange(size * supersample) + 0.5) / supersample
+    period = STRIPE_PERIOD * size
+    across = (offsets[None, :] + offsets[:, None]) / math.sqrt(2)  # distance across the stripes from (0, 0)
+    bright = across % period < period / 2
+    bright.flags.writeable = False
+    return bright
+
+
+def _render(kind: str | None, p: ShapeParams, size: int, supersample: int, striped: bool) -> np.ndarray:
+    """The shape on its background as uint8 (size, size, 3): solid, or striped when `striped`."""
     offsets = (np.arange(size * supersample) + 0.5) / supersample  # sub-pixel sample centres
     dx, dy = offsets[None, :] - p.cx, offsets[:, None] - p.cy
-    if domain == "A":
+    if kind == "disc":
         inside = dx * dx + dy * dy <= p.radius * p.radius
-    elif domain == "B":
+    elif kind == "square":
         half = p.radius * math.sqrt(math.pi) / 2
         inside = (np.abs(dx) <= half) & (np.abs(dy) <= half)
     else:
-        raise ValueError(f"domain must be 'A' or 'B', not {domain!r}")
-    cover = inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))[..., None]
-    img = np.asarray(p.background) * (1 - cover) + np.asarray(p.colour) * cover
+        raise ValueError(f"shape kind must be 'disc' or 'square', not {kind!r}")
+    colour = np.asarray(p.colour)
+    layers = [(inside, colour)]  # (sub-pixel mask, its colour)
+    if striped:
+        bright = _bright_bands(size, supersample)
+        layers = [(inside & bright, colour), (inside & ~bright, colour * STRIPE_DARK)]
+    covers = [m.reshape(size, supersample, size, supersample).mean(axis=(1, 3))[..., None] for m, _ in layers]
+    ink = sum(c * cover for (_, c), cover in zip(layers, covers))
+    img = np.asarray(p.background) * (1 - sum(covers)) + ink
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def render_shape(domain: str, p: ShapeParams, size: int, supersample: int = 4) -> np.ndarray:
+    """For "shapes": a disc (domain "A") or an equal-area square ("B"), uint8 of shape (size, size, 3)."""
+    if domain not in SHAPE_OF_DOMAIN:
+        raise ValueError(f"domain must be 'A' or 'B', not {domain!r}")
+    return _render(SHAPE_OF_DOMAIN[domain], p, size, supersample, striped=False)
+
+
+def render_stripes(domain: str, p: ShapeParams, size: int, supersample: int = 4) -> np.ndarray:
+    """For "stripes": the shape `p.kind`, solid (domain "A") or striped ("B"), uint8 (size, size, 3)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be 'A' or 'B', not {domain!r}")
+    return _render(p.kind, p, size, supersample, striped=domain == "B")
 
 
 @dataclass(frozen=True)
@@ -118,6 +170,14 @@ BUILTIN_DATASETS: dict[str, BuiltinSpec] = {
         sample=sample_shape,
         render=render_shape,
     ),
+    "stripes": BuiltinSpec(
+        name="stripes",
+        description="solid shapes (A) <-> striped shapes (B), colour/shape/size/position preserved",
+        image_size=64,
+        counts={"trainA": 400, "trainB": 400, "testA": 16, "testB": 16},
+        sample=sample_kind,
+        render=render_stripes,
+    ),
 }
 
 
@@ -148,7 +208,7 @@ def _generate(spec: BuiltinSpec, out: Path) -> None:
         rng = random.Random(_seed(spec.name, split))
         for k in range(count):
             save_png(spec.draw(split[-1], rng), out / split / f"{k:05d}.png")
-    # test images are paired by construction: testA/k and testB/k share every parameter but the shape
+    # test images are paired by construction: testA/k and testB/k share every parameter, only the domain
     rng = random.Random(_seed(spec.name, "test"))
     n = max(spec.counts.get("testA", 0), spec.counts.get("testB", 0))
     params = [spec.sample(rng, spec.image_size) for _ in range(n)]
