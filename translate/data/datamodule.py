@@ -83,6 +83,9 @@ class UnpairedDataModule(pl.LightningDataModule):
         sampler = UnpairedSampler(
             len(self.train_set.files_a), len(self.train_set.files_b), self.seed,
             num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0)
+        # Lightning creates the first iterator before it calls set_epoch, and worker processes prefetch
+        # indices at creation: start from the (restored) epoch so a resumed run draws that epoch's keys.
+        sampler.set_epoch(trainer.current_epoch if trainer else 0)
         workers = default_workers() if self.cfg.num_workers < 0 else self.cfg.num_workers
         return DataLoader(
             self.train_set, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
