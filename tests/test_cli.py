@@ -139,3 +139,21 @@ def test_ddp_on_two_cpu_processes_shares_one_run_folder(tiny_config: Path, tmp_p
     # 4 A images -> 4 samples per epoch, sharded: 2 batches per rank per epoch, 2 optimizer steps each.
     assert ckpt["global_step"] == 2 * 2 * 2 and ckpt["epoch"] == 2
     assert proc.stdout.count("trained ") == 1  # only rank 0 reports
+
+
+def test_resume_after_a_mid_epoch_stop_continues_from_the_step_reached(tiny_config: Path, tmp_path: Path):
+    """--max-steps can stop inside an epoch; resuming continues from there (not from epoch 1).
+
+    Lightning records such an epoch as finished, so the resumed run starts the next epoch: bit-exact resume
+    is guaranteed from epoch-end checkpoints (see the test above), not from mid-epoch stops.
+    """
+    runs = tmp_path / "runs"
+    assert run("fit", str(tiny_config), "--name", "split", "--max-steps", "3").exit_code == 0  # 3 of 4 batches
+    mid = torch.load(runs / "split" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert mid["global_step"] == 3 * 2
+    result = run("fit", str(tiny_config), "--name", "split", "--max-epochs", "2", "--max-steps", "-1", "--resume")
+    assert result.exit_code == 0, result.output
+    end = torch.load(runs / "split" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert end["epoch"] == 2 and end["global_step"] == (3 + 4) * 2  # continued: 3 batches, then one full epoch
+    assert end["optimizer_states"][0]["state"][0]["step"] == 7
+    assert "trained 7 batches" in result.output

@@ -82,4 +82,4 @@ def test_every_preset_is_valid_and_states_only_changes(name):
 
 
 def test_required_presets_exist():
-    assert {"shapes", "horse2zebra"} <= set(preset_names())
+    assert {"shapes", "stripes", "horse2zebra"} <= set(preset_names())
