@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from translate.checkpoint import FORMAT_VERSION, build_net, load_checkpoint
+from translate.checkpoint import FORMAT_VERSION, load_net, load_checkpoint
 from translate.errors import CheckpointError
 
 
@@ -56,11 +56,11 @@ def test_build_net_rebuilds_weights_and_reports_mismatch(tmp_path: Path):
 
     net = ResnetGenerator(ngf=4, n_blocks=1)
     ckpt = {"translate": block(), "state_dict": {f"g_ab.{k}": v for k, v in net.state_dict().items()}}
-    rebuilt = build_net(ckpt, "g_ab")
+    rebuilt = load_net(ckpt, "g_ab")
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(rebuilt(x), net.eval()(x))
     with pytest.raises(CheckpointError, match="no net 'g_ba'"):
-        build_net(ckpt, "g_ba")
+        load_net(ckpt, "g_ba")
     ckpt["translate"]["nets"]["g_ab"]["kwargs"]["ngf"] = 8
     with pytest.raises(CheckpointError, match="do not match"):
-        build_net(ckpt, "g_ab")
+        load_net(ckpt, "g_ab")

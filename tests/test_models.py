@@ -113,7 +113,7 @@ class TestModelContract:
         assert rows and all(r.shape == real.shape and r.min() >= -1 and r.max() <= 1 for r in rows)
 
     def test_checkpoint_block_holds_config_and_rebuildable_nets(self, name):
-        from translate.checkpoint import build_net
+        from translate.checkpoint import load_net
 
         model = tiny_model(name)
         ckpt = {"state_dict": model.state_dict()}
@@ -121,7 +121,7 @@ class TestModelContract:
         assert ckpt["translate"]["model"] == name and from_dict(ckpt["translate"]["config"]) == model.cfg
         x = torch.rand(1, 3, 32, 32)
         for attr in model.net_specs:
-            net = build_net(ckpt, attr)
+            net = load_net(ckpt, attr)
             torch.testing.assert_close(net(x), getattr(model, attr).eval()(x))
 
 

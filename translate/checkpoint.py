@@ -52,7 +52,7 @@ def check_block(checkpoint: Any, expect_model: str | None = None, path: str | Pa
     return block
 
 
-def build_net(checkpoint: dict[str, Any], attr: str) -> nn.Module:
+def load_net(checkpoint: dict[str, Any], attr: str) -> nn.Module:
     """Rebuild one net (e.g. ``"g_ab"``) from a loaded checkpoint and load its weights (eval mode)."""
     from translate.nets import NETS
 
