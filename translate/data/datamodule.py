@@ -11,13 +11,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from translate.config import DataConfig
-from translate.data.builtin import ensure_builtin, is_builtin
+from translate.data.builtin import BUILTIN_DATASETS, ensure_builtin, is_builtin
 from translate.data.io import read_image
 from translate.data.transforms import eval_transform, to_tensor, train_transform
 from translate.data.unpaired import UnpairedDataset, UnpairedSampler, scan_domain
 from translate.errors import DataError
 
 log = logging.getLogger(__name__)
+
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"  # the official archives
 
 
 def resolve_dataset(dataset: str, root: str | Path) -> Path:
@@ -28,8 +30,12 @@ def resolve_dataset(dataset: str, root: str | Path) -> Path:
     if not path.exists() and not path.is_absolute() and (Path(root) / dataset).exists():
         path = Path(root) / dataset
     if not path.exists():
-        raise DataError(path, "dataset not found: give a built-in name (shapes) or a folder with "
-                              f"trainA/ and trainB/, or place the dataset under {Path(root)}/")
+        hint = ""
+        if "/" not in dataset and not path.is_absolute():  # a name, e.g. a CycleGAN dataset
+            hint = (f"; for the CycleGAN sets, unzip {CYCLEGAN_URL.format(name=dataset)} into "
+                    f"{Path(root)}/ (so that {Path(root) / dataset}/trainA exists)")
+        raise DataError(path, f"dataset not found: give a built-in name ({', '.join(BUILTIN_DATASETS)}) or a "
+                              f"folder with trainA/ and trainB/{hint}")
     if not path.is_dir():
         raise DataError(path, "is not a folder")
     missing = [d for d in ("trainA", "trainB") if not (path / d).is_dir()]
