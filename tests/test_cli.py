@@ -157,3 +157,15 @@ def test_resume_after_a_mid_epoch_stop_continues_from_the_step_reached(tiny_conf
     assert end["epoch"] == 2 and end["global_step"] == (3 + 4) * 2  # continued: 3 batches, then one full epoch
     assert end["optimizer_states"][0]["state"][0]["step"] == 7
     assert "trained 7 batches" in result.output
+
+
+def test_n_critic_steps_the_generators_every_nth_batch(tiny_config: Path, tmp_path: Path):
+    result = run("fit", str(tiny_config), "--name", "gp", "--max-epochs", "1",
+                 "--set", "losses.adversarial=wgan-gp", "--set", "losses.n_critic=2", "--set", "model.pool_size=-1")
+    assert result.exit_code == 0, result.output
+    ckpt = torch.load(tmp_path / "runs" / "gp" / "last.ckpt", map_location="cpu", weights_only=True)
+    # 4 batches: the discriminators step on each, the generators on batches 2 and 4.
+    assert ckpt["global_step"] == 4 + 2
+    assert ckpt["optimizer_states"][0]["state"][0]["step"] == 2
+    assert ckpt["optimizer_states"][1]["state"][0]["step"] == 4
+    assert ckpt["translate"]["state"]["pool_a"]["images"].numel() == 0  # no pool for a Wasserstein critic

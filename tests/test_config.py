@@ -10,8 +10,8 @@ def test_defaults_are_the_published_cyclegan_recipe():
     cfg = from_dict({})
     assert (cfg.model.generator.arch, cfg.model.generator.ngf, cfg.model.generator.n_blocks) == ("resnet", 64, 9)
     assert cfg.model.generator.norm == "instance" and cfg.model.discriminator.n_layers == 3
-    assert cfg.model.pool_size == 50 and cfg.model.init_gain == 0.02
-    assert cfg.losses.adversarial == "lsgan"
+    assert cfg.model.pool_size == 50 and cfg.model.init_gain == 0.02  # LSGAN's pool (the default -1 resolved)
+    assert cfg.losses.adversarial == "lsgan" and cfg.losses.n_critic == 1 and cfg.losses.gp_weight == 10.0
     assert (cfg.losses.lambda_cycle, cfg.losses.lambda_identity) == (10.0, 5.0)
     assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2) == (2e-4, 0.5, 0.999)
     assert (cfg.optim.n_epochs, cfg.optim.n_epochs_decay, cfg.total_epochs) == (100, 100, 200)
@@ -83,3 +83,13 @@ def test_every_preset_is_valid_and_states_only_changes(name):
 
 def test_required_presets_exist():
     assert {"shapes", "stripes", "horse2zebra"} <= set(preset_names())
+
+
+@pytest.mark.parametrize("objective, pool, n_critic, sn", [
+    ("lsgan", 50, 1, False), ("vanilla", 50, 1, False), ("hinge", 50, 1, True),
+    ("wgan-gp", 0, 5, False), ("wgan-clip", 0, 5, False)])
+def test_objective_fills_the_settings_left_to_it(objective, pool, n_critic, sn):
+    cfg = resolve({}, [f"losses.adversarial={objective}"])
+    assert (cfg.model.pool_size, cfg.losses.n_critic, cfg.model.discriminator.spectral_norm) == (pool, n_critic, sn)
+    explicit = resolve({}, [f"losses.adversarial={objective}", "model.pool_size=7", "losses.n_critic=3"])
+    assert (explicit.model.pool_size, explicit.losses.n_critic) == (7, 3)  # an explicit value wins

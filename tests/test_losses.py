@@ -68,7 +68,88 @@ def test_reconstruction_losses_are_zero_on_identity_and_positive_otherwise(name)
 
 
 def test_unknown_names_list_the_choices():
-    with pytest.raises(ValueError, match="choose from: lsgan, vanilla"):
+    with pytest.raises(ValueError, match="choose from: lsgan, vanilla, wgan-gp, hinge, wgan-clip"):
         build_adversarial("wgan")
     with pytest.raises(ValueError, match="l1"):
         build_reconstruction("l3")
+
+
+# ------------------------------------------------------------------ Wasserstein, hinge, feature matching
+
+from translate.losses import feature_matching, gradient_penalty  # noqa: E402
+
+
+def test_gradient_penalty_equals_the_analytic_value_for_a_linear_critic():
+    torch.manual_seed(0)
+    w = torch.randn(3, 8, 8)
+    critic = lambda x: (x * w).flatten(1).sum(1, keepdim=True)  # noqa: E731  grad_x = w everywhere
+    real, fake = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    expected = (w.norm() - 1) ** 2
+    torch.testing.assert_close(gradient_penalty(critic, real, fake), expected)
+    unit = lambda x: (x * w / w.norm()).flatten(1).sum(1, keepdim=True)  # noqa: E731  1-Lipschitz: no penalty
+    assert gradient_penalty(unit, real, fake).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_gradient_penalty_is_fp32_under_bf16_autocast_and_backpropagates():
+    torch.manual_seed(0)
+    disc = PatchDiscriminator(ndf=4, n_layers=2)
+    real, fake = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    torch.manual_seed(1)
+    plain = gradient_penalty(disc, real, fake)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = gradient_penalty(disc, real, fake)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, plain)  # same interpolates, computed in fp32 either way
+    mixed.backward()  # double backward reaches the critic's conv weights (biases cannot change grad_x D)
+    weights = [p for p in disc.parameters() if p.dim() > 1]
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in weights)
+
+
+def test_wgan_gp_discriminator_loss_carries_its_penalty():
+    loss = build_adversarial("wgan-gp", gp_weight=10.0)
+    w = torch.full((3, 4, 4), 0.5)  # ||w|| = 0.5 * sqrt(48)
+    critic = lambda x: (x * w).flatten(1).sum(1, keepdim=True)  # noqa: E731
+    real, fake = torch.ones(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    terms = loss.discriminator_loss(critic, real, fake)
+    wdist = 0.5 * 48  # E[D(real)] - E[D(fake)]
+    gp = (0.5 * 48**0.5 - 1) ** 2
+    assert terms["wdist"].item() == pytest.approx(wdist)
+    assert terms["gp"].item() == pytest.approx(gp, rel=1e-5)
+    assert terms["loss"].item() == pytest.approx(-wdist + 10 * gp, rel=1e-5)
+
+
+def test_hinge_and_wasserstein_values_on_known_logits():
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-2.0, 0.0, 1.5])
+    hinge = build_adversarial("hinge")
+    assert hinge.d_loss_from_logits(real, fake).item() == pytest.approx((0 + 0.5 + 2) / 3 + (0 + 1 + 2.5) / 3)
+    assert hinge.generator_loss(fake).item() == pytest.approx(-(-2.0 + 0.0 + 1.5) / 3)
+    for name in ("wgan-gp", "wgan-clip"):
+        wgan = build_adversarial(name)
+        assert wgan.d_loss_from_logits(real, fake).item() == pytest.approx(fake.mean() - real.mean())
+        assert wgan.generator_loss(fake).item() == pytest.approx(-fake.mean().item())
+
+
+def test_weight_clipping_bounds_every_critic_parameter():
+    torch.manual_seed(0)
+    disc = PatchDiscriminator(ndf=4, n_layers=2)
+    loss = build_adversarial("wgan-clip", clip_value=0.01)
+    assert any(p.abs().max() > 0.01 for p in disc.parameters())
+    loss.after_discriminator_step([disc])
+    assert all(p.abs().max() <= 0.01 for p in disc.parameters())
+
+
+def test_objectives_declare_what_the_recipe_needs():
+    assert build_adversarial("hinge").needs_spectral_norm
+    assert build_adversarial("wgan-gp").default_pool_size == 0 and build_adversarial("wgan-gp").default_n_critic == 5
+    assert build_adversarial("wgan-clip").optimizer == "rmsprop"
+    assert build_adversarial("lsgan").default_pool_size == 50 and build_adversarial("lsgan").default_n_critic == 1
+
+
+def test_feature_matching_matches_batch_means():
+    real = [torch.ones(4, 2, 3, 3), torch.zeros(4, 5)]
+    fake = [torch.zeros(4, 2, 3, 3), torch.full((4, 5), 2.0)]
+    assert feature_matching(real, fake).item() == pytest.approx(1.0 + 4.0)
+    assert feature_matching(real, real).item() == 0.0
+    with pytest.raises(ValueError):
+        feature_matching(real, fake[:1])

@@ -137,3 +137,36 @@ def test_cyclegan_terms_follow_the_paper_weights():
     torch.testing.assert_close(terms["idt_ab"], 5 * (idt - batch["B"]).abs().mean(), rtol=1e-4, atol=1e-5)
     no_idt = MODELS["cyclegan"](from_dict(merge(TINY, {"losses": {"lambda_identity": 0}})))
     assert "idt_ab" not in no_idt.generator_terms(batch["A"], batch["B"])[0]
+
+
+# ------------------------------------------------------------------ every adversarial objective in CycleGAN
+
+from translate.losses import ADVERSARIAL  # noqa: E402
+
+
+@pytest.mark.parametrize("objective", sorted(ADVERSARIAL))
+def test_cyclegan_trains_with_every_objective(objective):
+    torch.manual_seed(0)
+    cfg = from_dict(merge(TINY, {"losses": {"adversarial": objective}, "model": {"pool_size": -1}}))
+    model = MODELS["cyclegan"](cfg)
+    step = _Step(model)
+    logged = {}
+    model.log = lambda key, value, **kw: logged.__setitem__(key, value)
+    model.log_dict = lambda d, **kw: logged.update(d)
+    for seed in range(3):
+        step(batch_of() | {"A": batch_of()["B"].roll(seed, dims=-1)})
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in logged.values()), logged
+    wasserstein = objective.startswith("wgan")
+    assert model.pool_a.size == (0 if wasserstein else 50)
+    assert ("d/gp_a" in logged) == (objective == "wgan-gp")
+    convs = [m for m in model.d_a.modules() if isinstance(m, torch.nn.Conv2d)]
+    if objective == "hinge":  # spectral norm turned on by the objective: each conv's sigma ~ 1
+        for conv in convs:
+            assert torch.nn.utils.parametrize.is_parametrized(conv, "weight")
+            sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+            assert sigma.item() == pytest.approx(1.0, abs=0.1)
+    else:
+        assert not any(torch.nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    if objective == "wgan-clip":
+        assert all(p.abs().max() <= cfg.losses.clip_value for p in model.d_b.parameters())
+        assert isinstance(model.optimizers()[1].optimizer, torch.optim.RMSprop)

@@ -18,6 +18,7 @@ import typer
 
 from translate import __version__
 from translate.errors import TranslateError
+from translate.losses import ADVERSARIAL
 
 app = typer.Typer(
     name="translate",
@@ -80,6 +81,8 @@ def fit(
     devices: Annotated[Optional[str], typer.Option(help="auto, a count (2) or ids (0,1); >1 uses DDP.")] = None,
     num_nodes: Annotated[Optional[int], typer.Option(help="Machines for multi-node DDP.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed or 16-mixed.")] = None,
+    adversarial: Annotated[Optional[str], typer.Option(
+        help=f"Adversarial objective (losses.adversarial): {', '.join(ADVERSARIAL)}.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for weights, data order and augmentation.")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Where named datasets live (default: datasets/).")] = None,
     out_dir: Annotated[Optional[str], typer.Option(help="Where runs are written (default: checkpoints/).")] = None,
@@ -93,7 +96,7 @@ def fit(
         "train.run_name": name, "train.max_epochs": max_epochs, "train.max_steps": max_steps,
         "data.batch_size": batch_size, "train.accelerator": accelerator, "train.devices": devices,
         "train.num_nodes": num_nodes, "train.precision": precision, "train.seed": seed,
-        "data.root": data_root, "train.out_dir": out_dir,
+        "data.root": data_root, "train.out_dir": out_dir, "losses.adversarial": adversarial,
     }
     if image_size is not None:
         flags |= {"data.crop_size": image_size, "data.load_size": math.ceil(image_size * 286 / 256)}

@@ -46,7 +46,7 @@ class ModelConfig:
     name: str = "cyclegan"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    pool_size: int = 50  # images kept per direction for the discriminator; 0 turns the pool off
+    pool_size: int = -1  # fakes kept per direction for D; -1: the objective's default (50; 0 for WGAN critics)
     init_gain: float = 0.02
 
 
@@ -56,6 +56,9 @@ class LossConfig:
     reconstruction: str = "l1"
     lambda_cycle: float = 10.0  # per direction
     lambda_identity: float = 5.0  # absolute weight (the classic code's 0.5 x lambda_cycle); 0 turns it off
+    n_critic: int = 0  # discriminator steps per generator step; 0: the objective's (1; 5 for WGAN critics)
+    gp_weight: float = 10.0  # wgan-gp penalty weight (lambda)
+    clip_value: float = 0.01  # wgan-clip weight clipping bound c
 
 
 @dataclass(frozen=True)
@@ -178,9 +181,25 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
 
 def from_dict(data: dict[str, Any]) -> Config:
     """Strictly build a Config from a (partial) nested dict; missing keys take their defaults."""
-    cfg = _build(Config, data or {}, "")
+    cfg = _objective_defaults(_build(Config, data or {}, ""))
     validate(cfg)
     return cfg
+
+
+def _objective_defaults(cfg: Config) -> Config:
+    """Fill the settings left to the adversarial objective, so --dry-run shows what will run."""
+    from translate.losses import ADVERSARIAL
+
+    objective = ADVERSARIAL.get(cfg.losses.adversarial)
+    if objective is None:
+        return cfg  # validate() names the valid objectives
+    m, w = cfg.model, cfg.losses
+    model = dataclasses.replace(
+        m, pool_size=objective.default_pool_size if m.pool_size == -1 else m.pool_size,
+        discriminator=dataclasses.replace(
+            m.discriminator, spectral_norm=m.discriminator.spectral_norm or objective.needs_spectral_norm))
+    losses = dataclasses.replace(w, n_critic=w.n_critic or objective.default_n_critic)
+    return dataclasses.replace(cfg, model=model, losses=losses)
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -302,7 +321,8 @@ def validate(cfg: Config) -> None:
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value}")
     non_negative = {
-        "model.pool_size": cfg.model.pool_size, "losses.lambda_cycle": cfg.losses.lambda_cycle,
+        "losses.lambda_cycle": cfg.losses.lambda_cycle,
+        "losses.n_critic": cfg.losses.n_critic, "losses.gp_weight": cfg.losses.gp_weight,
         "losses.lambda_identity": cfg.losses.lambda_identity, "optim.n_epochs": cfg.optim.n_epochs,
         "optim.n_epochs_decay": cfg.optim.n_epochs_decay, "data.n_samples": cfg.data.n_samples,
         "train.checkpoint_every_n_epochs": cfg.train.checkpoint_every_n_epochs,
@@ -311,6 +331,10 @@ def validate(cfg: Config) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value}")
+    if cfg.model.pool_size < -1:
+        raise ConfigError(f"model.pool_size must be >= 0 (or -1: the objective's default), got {cfg.model.pool_size}")
+    if cfg.losses.clip_value <= 0:
+        raise ConfigError(f"losses.clip_value must be positive, got {cfg.losses.clip_value}")
     if cfg.data.crop_size > cfg.data.load_size:
         raise ConfigError(
             f"data.crop_size ({cfg.data.crop_size}) cannot exceed data.load_size ({cfg.data.load_size})")

@@ -115,7 +115,7 @@ def _device_count(devices: Any) -> int:
     return devices if isinstance(devices, int) and devices > 0 else 1
 
 
-def build_trainer(cfg: Config, run_dir: Path, steps_per_batch: int) -> pl.Trainer:
+def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
     t = cfg.train
     devices = _devices(t.devices)
     distributed = _device_count(devices) > 1 or t.num_nodes > 1
@@ -129,7 +129,6 @@ def build_trainer(cfg: Config, run_dir: Path, steps_per_batch: int) -> pl.Traine
     return pl.Trainer(
         default_root_dir=run_dir,
         max_epochs=cfg.total_epochs if cfg.total_epochs > 0 else -1,
-        max_steps=t.max_steps * steps_per_batch if t.max_steps > 0 else -1,
         accelerator=t.accelerator,
         devices=devices,
         num_nodes=t.num_nodes,
@@ -153,7 +152,7 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> FitResul
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     model = MODELS[cfg.model.name](cfg)
     data = UnpairedDataModule(cfg.data, seed=cfg.train.seed)
-    trainer = build_trainer(cfg, run_dir, model.optimizer_steps_per_batch)
+    trainer = build_trainer(cfg, run_dir)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from torch import nn
 
 from translate.losses.adversarial import LSGAN, AdversarialLoss, Vanilla
+from translate.losses.feature_matching import feature_matching
+from translate.losses.wasserstein import WGANGP, Hinge, WGANClip, gradient_penalty
 
-ADVERSARIAL: dict[str, type[AdversarialLoss]] = {"lsgan": LSGAN, "vanilla": Vanilla}
+ADVERSARIAL: dict[str, type[AdversarialLoss]] = {
+    "lsgan": LSGAN, "vanilla": Vanilla, "wgan-gp": WGANGP, "hinge": Hinge, "wgan-clip": WGANClip,
+}
 
 RECONSTRUCTION: dict[str, type[nn.Module]] = {"l1": nn.L1Loss, "l2": nn.MSELoss, "smooth_l1": nn.SmoothL1Loss}
 
@@ -17,9 +24,16 @@ def _pick(registry: dict, kind: str, name: str):
     return registry[name]
 
 
-def build_adversarial(name: str) -> AdversarialLoss:
-    return _pick(ADVERSARIAL, "adversarial", name)()
+def build_adversarial(name: str, **settings: Any) -> AdversarialLoss:
+    """The objective `name`, given those of `settings` its constructor takes (e.g. gp_weight)."""
+    cls = _pick(ADVERSARIAL, "adversarial", name)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in settings.items() if k in accepted})
 
 
 def build_reconstruction(name: str) -> nn.Module:
     return _pick(RECONSTRUCTION, "reconstruction", name)()
+
+
+__all__ = ["ADVERSARIAL", "RECONSTRUCTION", "AdversarialLoss", "build_adversarial", "build_reconstruction",
+           "feature_matching", "gradient_penalty"]

@@ -54,7 +54,6 @@ class TranslationModel(pl.LightningModule):
     """Base class. Subclasses set ``name``, build nets with :meth:`add_net` and write ``training_step``."""
 
     name = "base"
-    optimizer_steps_per_batch = 1
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__()
@@ -80,11 +79,13 @@ class TranslationModel(pl.LightningModule):
             for attr in self.net_specs:
                 getattr(self, attr).compile()
 
-    def make_adam(self, params: Any, lr: float | None = None, weight_decay: float = 0.0) -> torch.optim.Adam:
+    def make_optimizer(self, params: Any, kind: str = "adam", weight_decay: float = 0.0) -> torch.optim.Optimizer:
+        """Adam with the config's betas, or RMSprop (the original WGAN's); fused kernels on CUDA."""
         o = self.cfg.optim
-        fused = self.device.type == "cuda"  # one kernel for all parameters; CPU keeps the default path
-        return torch.optim.Adam(params, lr=lr or o.lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay,
-                                fused=fused or None)
+        fused = (self.device.type == "cuda") or None  # one kernel for all parameters; CPU keeps the default
+        if kind == "rmsprop":
+            return torch.optim.RMSprop(params, lr=o.lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=fused)
 
     # ----------------------------------------------------------------- epochs
 
@@ -107,7 +108,13 @@ class TranslationModel(pl.LightningModule):
 
     @property
     def batches_done(self) -> int:
-        return self.global_step // self.optimizer_steps_per_batch
+        """Training batches seen, the current one included (restored on resume)."""
+        return self.trainer.fit_loop.total_batch_idx + 1 if self._trainer is not None else 0
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # train.max_steps counts batches; Lightning's max_steps counts optimizer steps, which vary per batch.
+        if 0 < self.cfg.train.max_steps <= self.batches_done:
+            self.trainer.should_stop = True
 
     def log_terms(self, prefix: str, terms: dict[str, Tensor]) -> None:
         """Log each term of a loss dict as ``prefix/name`` (the dict is the list of logged terms)."""

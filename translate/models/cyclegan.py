@@ -14,7 +14,10 @@ Deliberate differences, none of which changes the maths:
 - Work on the same net is batched: G_AB runs once on [a, b] (translation and identity) and once on G_BA(b);
   D runs once on [real, pooled fake]. With instance norm (the default) this is the same per-sample
   computation; nets with batch norm fall back to separate calls (``run_batched``).
-- The adversarial objective comes from the loss registry (``losses.adversarial``); LSGAN by default.
+- The adversarial objective comes from the loss registry (``losses.adversarial``); LSGAN by default. It
+  also decides what the recipe needs: spectral norm in D (hinge), critic steps per generator step and no
+  image pool (WGAN-GP, WGAN-clip), RMSprop and weight clipping (WGAN-clip). With n_critic > 1 the
+  generators step on every n_critic-th batch and the discriminators on every batch.
 """
 
 from __future__ import annotations
@@ -33,27 +36,29 @@ from translate.nets import generator_kwargs
 
 class CycleGAN(TranslationModel):
     name = "cyclegan"
-    optimizer_steps_per_batch = 2  # one G step and one D step per batch
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__(cfg)
-        m = self.cfg.model
+        m, w = self.cfg.model, self.cfg.losses
+        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
+        self.reconstruction = build_reconstruction(w.reconstruction)
+        self.n_critic = w.n_critic  # config.py fills 0 ("the objective's") with the objective's default
         g_kwargs = generator_kwargs(m.generator.arch, vars(m.generator))
         d = m.discriminator
-        d_kwargs = dict(in_channels=3, ndf=d.ndf, n_layers=d.n_layers, norm=d.norm, spectral_norm=d.spectral_norm)
+        d_kwargs = dict(in_channels=3, ndf=d.ndf, n_layers=d.n_layers, norm=d.norm,
+                        spectral_norm=d.spectral_norm)  # config.py turns it on for hinge
         self.add_net("g_ab", "generator", m.generator.arch, **g_kwargs)  # A -> B
         self.add_net("g_ba", "generator", m.generator.arch, **g_kwargs)  # B -> A
         self.add_net("d_a", "discriminator", d.arch, **d_kwargs)  # judges domain-A images
         self.add_net("d_b", "discriminator", d.arch, **d_kwargs)  # judges domain-B images
-        self.adversarial = build_adversarial(self.cfg.losses.adversarial)
-        self.reconstruction = build_reconstruction(self.cfg.losses.reconstruction)
         seed = self.cfg.train.seed
         self.pool_a = ImagePool(m.pool_size, seed=seed * 2 + 1)  # fakes of domain A, for d_a
         self.pool_b = ImagePool(m.pool_size, seed=seed * 2 + 2)  # fakes of domain B, for d_b
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        opt_g = self.make_adam(list(self.g_ab.parameters()) + list(self.g_ba.parameters()))
-        opt_d = self.make_adam(list(self.d_a.parameters()) + list(self.d_b.parameters()))
+        kind = self.adversarial.optimizer
+        opt_g = self.make_optimizer(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), kind)
+        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind)
         return [opt_g, opt_d]
 
     def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
@@ -84,16 +89,22 @@ class CycleGAN(TranslationModel):
         real_a, real_b = batch["A"], batch["B"]
         opt_g, opt_d = self.optimizers()
 
-        # 1. Generators, discriminators frozen.
-        self.toggle_optimizer(opt_g)
-        g_terms, fake_a, fake_b = self.generator_terms(real_a, real_b)
-        g_loss = sum(g_terms.values())
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
-        self.untoggle_optimizer(opt_g)
+        # 1. Generators, discriminators frozen: every batch, or every n_critic-th for WGAN critics.
+        if self.batches_done % self.n_critic == 0:
+            self.toggle_optimizer(opt_g)
+            g_terms, fake_a, fake_b = self.generator_terms(real_a, real_b)
+            g_loss = sum(g_terms.values())
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            self.log_terms("g", g_terms | {"total": g_loss})
+            self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+        else:
+            with torch.no_grad():
+                fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
 
-        # 2. Discriminators on real images and on pooled fakes.
+        # 2. Discriminators on real images and on (pooled) fakes.
         self.toggle_optimizer(opt_d)
         d_a_terms = self.adversarial.discriminator_loss(
             self.d_a, real_a, self.pool_a.query(fake_a), batched=not has_batch_coupling(self.d_a))
@@ -104,11 +115,10 @@ class CycleGAN(TranslationModel):
         self.manual_backward(d_loss)
         opt_d.step()
         self.untoggle_optimizer(opt_d)
+        self.adversarial.after_discriminator_step([self.d_a, self.d_b])
 
         d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
-        self.log_terms("g", g_terms | {"total": g_loss})
         self.log_terms("d", d_terms)
-        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
         self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
 
     def extra_state(self) -> dict[str, Any]:
