@@ -51,8 +51,11 @@ def test_invalid_values_are_rejected_with_the_key(data, match):
         from_dict(data)
 
 
-def test_int_is_accepted_where_float_is_expected():
+def test_int_and_exponent_strings_are_accepted_where_float_is_expected():
     assert from_dict({"optim": {"lr": 1}}).optim.lr == 1.0
+    assert resolve({}, ["optim.lr=5e-5"]).optim.lr == 5e-5  # YAML gives the string '5e-5'
+    with pytest.raises(ConfigError, match="optim.lr: expected float"):
+        resolve({}, ["optim.lr=fast"])
 
 
 def test_parse_overrides_types_and_nesting():
