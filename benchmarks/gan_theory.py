@@ -36,21 +36,27 @@ def lines(theta: Tensor, n: int) -> tuple[Tensor, Tensor]:
     return torch.cat([torch.zeros(n, 1), z], 1), torch.cat([theta.expand(n, 1), z], 1)
 
 
+def fit_discriminator(loss: nn.Module, theta: Tensor, steps: int, betas: tuple[float, float]) -> nn.Module:
+    """A discriminator (or critic) trained towards optimality for P0 vs P_theta at a fixed theta."""
+    disc = mlp(2, 64)
+    opt = torch.optim.Adam(disc.parameters(), 1e-3, betas=betas)
+    for _ in range(steps):
+        real, fake = lines(theta, 256)
+        d_loss = loss.discriminator_loss(disc, real, fake)["loss"]
+        opt.zero_grad()
+        d_loss.backward()
+        opt.step()
+    return disc
+
+
 def generator_gradients(theta: float = 1.0, steps: int = 1000, seed: int = 0) -> dict[str, float]:
     """Train a discriminator / critic to (near) optimality at fixed theta; return d(G loss)/d theta."""
     torch.manual_seed(seed)
     out: dict[str, float] = {}
     t = torch.tensor([theta])
     # Vanilla GAN: D estimates the JS divergence; the generator's minimax loss is E[log(1 - D(fake))].
-    disc = mlp(2, 64)
-    opt = torch.optim.Adam(disc.parameters(), 1e-3)
     vanilla = build_adversarial("vanilla")
-    for _ in range(steps):
-        real, fake = lines(t, 256)
-        loss = vanilla.discriminator_loss(disc, real, fake)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    disc = fit_discriminator(vanilla, t, steps, betas=(0.9, 0.999))
     theta_v = t.clone().requires_grad_(True)
     real, fake = lines(theta_v, 4096)
     d_real, d_fake = torch.sigmoid(disc(real)), torch.sigmoid(disc(fake))
@@ -60,15 +66,8 @@ def generator_gradients(theta: float = 1.0, steps: int = 1000, seed: int = 0) ->
     (out["js_nonsaturating_grad"],) = (g.abs().item() for g in torch.autograd.grad(nonsat, theta_v))
     out["js_estimate"] = (math.log(2) + 0.5 * (torch.log(d_real).mean() + torch.log1p(-d_fake).mean())).item()
     # WGAN-GP: the critic estimates W(P0, P_theta) = |theta|; the generator's loss is -E[D(fake)].
-    critic = mlp(2, 64)
-    opt = torch.optim.Adam(critic.parameters(), 1e-3, betas=(0.5, 0.9))
     wgan = build_adversarial("wgan-gp")
-    for _ in range(steps):
-        real, fake = lines(t, 256)
-        loss = wgan.discriminator_loss(critic, real, fake)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    critic = fit_discriminator(wgan, t, steps, betas=(0.5, 0.9))
     theta_w = t.clone().requires_grad_(True)
     real, fake = lines(theta_w, 4096)
     (grad,) = torch.autograd.grad(wgan.generator_loss(critic(fake)), theta_w)

@@ -35,19 +35,23 @@ def gradient_penalty(disc: Disc, real: Tensor, fake: Tensor) -> Tensor:
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-class WGANGP(AdversarialLoss):
+class Wasserstein(AdversarialLoss):
+    """Critic loss E[D(fake)] - E[D(real)] (an estimate of -W), generator loss -E[D(fake)]."""
+
     default_n_critic = 5
     default_pool_size = 0  # the critic estimates W(real, current fakes); history would bias it and the GP
-
-    def __init__(self, gp_weight: float = 10.0) -> None:
-        super().__init__()
-        self.gp_weight = gp_weight
 
     def d_loss_from_logits(self, real: Tensor, fake: Tensor) -> Tensor:
         return fake.mean() - real.mean()
 
     def generator_loss(self, fake_logits: Tensor) -> Tensor:
         return -fake_logits.float().mean()
+
+
+class WGANGP(Wasserstein):
+    def __init__(self, gp_weight: float = 10.0) -> None:
+        super().__init__()
+        self.gp_weight = gp_weight
 
     def discriminator_loss(self, disc: Disc, real: Tensor, fake: Tensor, batched: bool = False) -> dict[str, Tensor]:
         real_logits, fake_logits = real_fake_logits(disc, real, fake, batched)
@@ -56,20 +60,12 @@ class WGANGP(AdversarialLoss):
         return {"loss": critic + self.gp_weight * gp, "wdist": -critic.detach(), "gp": gp.detach()}
 
 
-class WGANClip(AdversarialLoss):
-    default_n_critic = 5
-    default_pool_size = 0
+class WGANClip(Wasserstein):
     optimizer = "rmsprop"
 
     def __init__(self, clip_value: float = 0.01) -> None:
         super().__init__()
         self.clip_value = clip_value
-
-    def d_loss_from_logits(self, real: Tensor, fake: Tensor) -> Tensor:
-        return fake.mean() - real.mean()
-
-    def generator_loss(self, fake_logits: Tensor) -> Tensor:
-        return -fake_logits.float().mean()
 
     @torch.no_grad()
     def after_discriminator_step(self, discriminators: list[nn.Module]) -> None:
