@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import make_domain
 from translate.data.datamodule import UnpairedDataModule, load_samples, resolve_dataset
@@ -67,11 +68,12 @@ def test_dataset_items_and_bad_files_are_skipped(tmp_path: Path, caplog):
     make_domain(tmp_path / "A", 3, seed=0)
     make_domain(tmp_path / "B", 2, seed=1)
     (tmp_path / "A" / "000.png").write_bytes(b"")  # empty: dropped when the dataset is built
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "A" / "0001.png")  # too small: dropped too
     good = (tmp_path / "A" / "001.png").read_bytes()
     (tmp_path / "A" / "001.png").write_bytes(good[: len(good) // 2])  # truncated: found while decoding
     ds = UnpairedDataset(tmp_path / "A", tmp_path / "B", train_transform(36, 32))
     assert [p.name for p in ds.files_a] == ["001.png", "002.png"]
-    assert len(ds.skipped) == 1 and "empty" in ds.skipped[0].why
+    assert sorted(e.why for e in ds.skipped) == ["empty file", "image too small (1x1)"]
     item = ds[(0, 1, 123)]  # A index 0 is the truncated file: the next A image is used instead
     assert item["A"].shape == (3, 32, 32) and item["A"].dtype == torch.uint8
     assert torch.equal(item["A"], ds[(1, 1, 123)]["A"])

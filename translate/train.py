@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # Lightning notes that the module's batch hook wins over the datamodule's: that is the design here.
 warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+# The run folder already holds config.yaml (written first) and, on resume, the checkpoints being resumed.
+warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
 @dataclass(frozen=True)

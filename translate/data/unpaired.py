@@ -21,7 +21,7 @@ import albumentations as A
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from translate.data.io import image_size, list_images, read_image
+from translate.data.io import MIN_SIDE, image_size, list_images, read_image
 from translate.data.transforms import reseed, to_tensor
 from translate.errors import DataError
 
@@ -37,7 +37,9 @@ def scan_domain(folder: Path) -> tuple[list[Path], list[DataError]]:
     good, bad = [], []
     for path in list_images(folder):
         try:
-            image_size(path)
+            width, height = image_size(path)
+            if min(width, height) < MIN_SIDE:  # the same rule read_image applies, found before training
+                raise DataError(path, f"image too small ({width}x{height})")
             good.append(path)
         except DataError as err:
             bad.append(err)
