@@ -115,5 +115,33 @@ def fit(
     typer.echo(f"samples:    {result.samples}")
 
 
+@app.command()
+def convert(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from translate fit (e.g. checkpoints/run/last.ckpt).",
+                                               show_default=False)],
+    source: Annotated[str, typer.Argument(help="An image, a folder (recursive) or a glob pattern.", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="Output folder; mirrors the input's relative paths.",
+                                           show_default=False)],
+    direction: Annotated[str, typer.Option(help="AtoB or BtoA.")] = "AtoB",
+    format: Annotated[Optional[str], typer.Option("--format", help="png, jpg or webp (default: keep).")] = None,
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = 95,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Keep outputs that already exist.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Images of equal size translated together.")] = 8,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+) -> None:
+    """Translate image files at their native size; writes convert-report.json; exit 3 if some failed."""
+    from translate import infer
+
+    with user_errors():
+        report = infer.convert(checkpoint, source, output, direction=direction, fmt=format, quality=quality,
+                               skip_existing=skip_existing, batch_size=batch_size, device=device)
+    typer.echo(f"converted {len(report.written)}, kept {len(report.skipped_existing)} existing, "
+               f"failed {len(report.failed)} (report: {output / infer.REPORT_NAME})")
+    for path, why in report.failed.items():
+        typer.echo(f"failed: {path}: {why}", err=True)
+    if report.failed:
+        raise typer.Exit(3)
+
+
 if __name__ == "__main__":
     app()
