@@ -112,22 +112,23 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net.to(dev)
     report = ConvertReport()
-    groups: dict[tuple[int, int], list[tuple[Path, Path, np.ndarray]]] = defaultdict(list)
+    groups: dict[tuple[int, int], list[tuple[Path, Path, str, np.ndarray]]] = defaultdict(list)
 
     def destination(path: Path) -> tuple[Path, str]:
+        """Output path and format: the input's (jpg, webp) unless --format; other inputs become png."""
         kind = fmt or {".jpeg": "jpg", ".jpg": "jpg", ".webp": "webp"}.get(path.suffix.lower(), "png")
-        return out_root / path.relative_to(root).with_suffix("." + ("jpg" if kind == "jpg" else kind)), kind
+        return out_root / path.relative_to(root).with_suffix("." + kind), kind
 
     with ThreadPoolExecutor(max_workers=1) as writer:  # encoding and writing overlap the next batch
         pending = []
 
         def flush(key: tuple[int, int]) -> None:
             items = groups.pop(key)
-            for (src, dst, _), result in zip(items, translate_batch(net, [i[2] for i in items], dev)):
-                pending.append((src, dst, writer.submit(_atomic_save, result, dst, destination(src)[1], quality)))
+            for (src, dst, kind, _), result in zip(items, translate_batch(net, [i[3] for i in items], dev)):
+                pending.append((src, dst, writer.submit(_atomic_save, result, dst, kind, quality)))
 
         for path in files:
-            dst, _ = destination(path)
+            dst, kind = destination(path)
             if skip_existing and dst.exists():
                 report.skipped_existing.append(str(path))
                 continue
@@ -137,7 +138,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
                 report.failed[str(path)] = err.why
                 continue
             key = image.shape[:2]
-            groups[key].append((path, dst, image))
+            groups[key].append((path, dst, kind, image))
             if len(groups[key]) == batch_size:
                 flush(key)
         for key in list(groups):

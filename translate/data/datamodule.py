@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader
 
 from translate.config import DataConfig
 from translate.data.builtin import BUILTIN_DATASETS, ensure_builtin, is_builtin
-from translate.data.io import read_image
+from translate.data.io import list_images, read_image
 from translate.data.transforms import eval_transform, to_tensor, train_transform
-from translate.data.unpaired import UnpairedDataset, UnpairedSampler, scan_domain
+from translate.data.unpaired import UnpairedDataset, UnpairedSampler, warn_skipped
 from translate.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ def load_samples(folder: Path, n: int, size: int) -> torch.Tensor:
     """The first `n` readable images of `folder`, resized for sample grids: uint8 [n,3,size,size]."""
     transform = eval_transform(size)
     images = []
-    for path in scan_domain(folder)[0]:
+    for path in list_images(folder):  # only the files needed, not a header scan of the whole folder
         if len(images) == n:
             break
         try:
             images.append(to_tensor(transform(image=read_image(path))["image"]))
         except DataError as err:
-            log.warning("skipping %s", err)
+            warn_skipped(err)
     return torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
 
 

@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 
 Key = tuple[int, int, int]
 
+_warned: set[Path] = set()
+
+
+def warn_skipped(err: DataError) -> None:
+    """One warning per bad file per process, whichever reader (scan, training, sample grids) meets it."""
+    if err.path not in _warned:
+        _warned.add(err.path)
+        log.warning("skipping %s", err)
+
 
 def scan_domain(folder: Path) -> tuple[list[Path], list[DataError]]:
     """Image files of one domain whose headers read, and the errors of those that did not."""
@@ -47,7 +56,7 @@ def scan_domain(folder: Path) -> tuple[list[Path], list[DataError]]:
         why = f"no readable images ({len(bad)} unreadable)" if bad else "no images (jpg, png, bmp, tif, webp)"
         raise DataError(folder, why)
     for err in bad:
-        log.warning("skipping %s", err)
+        warn_skipped(err)
     return good, bad
 
 
@@ -59,7 +68,6 @@ class UnpairedDataset(Dataset):
         self.files_b, bad_b = scan_domain(Path(dir_b))
         self.skipped: list[DataError] = bad_a + bad_b
         self.transform = transform
-        self._warned: set[Path] = set()
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
@@ -71,9 +79,7 @@ class UnpairedDataset(Dataset):
             try:
                 image = read_image(path)
             except DataError as err:
-                if path not in self._warned:
-                    self._warned.add(path)
-                    log.warning("skipping %s", err)
+                warn_skipped(err)
                 continue
             reseed(self.transform, seed)
             return to_tensor(self.transform(image=image)["image"])
