@@ -59,7 +59,7 @@ def test_output_matches_the_generator_and_batches_do_not_change_results(checkpoi
         b = np.asarray(Image.open(tmp_path / "many" / name)).astype(int)
         assert np.abs(a - b).max() <= 1
     net = load_generator(checkpoint, "AtoB")
-    x = torch.from_numpy(np.asarray(Image.open(photos / "sub" / "a.jpg").convert("RGB"))).permute(2, 0, 1)[None]
+    x = torch.from_numpy(np.array(Image.open(photos / "sub" / "a.jpg").convert("RGB"))).permute(2, 0, 1)[None]
     with torch.no_grad():
         y = ((net(x.float() / 127.5 - 1) + 1) * 127.5).round().clamp(0, 255)[0].permute(1, 2, 0).numpy()
     assert np.abs(np.asarray(Image.open(tmp_path / "one" / "sub" / "a.png")).astype(int) - y).max() <= 1
@@ -86,3 +86,132 @@ def test_convert_errors_are_one_line(checkpoint: Path, photos: Path, tmp_path: P
     subst = {"CKPT": str(checkpoint), "IN": str(photos), "OUT": str(tmp_path / "o"), "EMPTY": str(tmp_path / "empty")}
     result = runner.invoke(app, ["convert", *[subst.get(a, a) for a in args]])
     assert result.exit_code != 0 and match in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture
+def messy(tmp_path: Path) -> tuple[Path, dict[str, tuple[int, int]], set[str]]:
+    """The issue's acceptance folder: (root, valid file -> (W, H), names of the bad files)."""
+    root = tmp_path / "messy"
+    (root / "nested" / "deeper").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+
+    def rgb(h, w):
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+    Image.fromarray(rgb(199, 301)).save(root / "odd.png")
+    Image.fromarray(rgb(1100, 1500)).save(root / "large.jpg", quality=80)
+    Image.fromarray(rgb(23, 17)).save(root / "nested" / "tiny.png")
+    Image.fromarray(rng.integers(0, 256, (40, 30), dtype=np.uint8), "L").save(root / "gray.png")
+    rgba = np.dstack([rgb(32, 48), rng.integers(0, 256, (32, 48), dtype=np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(root / "nested" / "alpha.png")
+    Image.fromarray(rng.integers(0, 65536, (36, 28), dtype=np.uint16)).save(root / "sixteen.png")
+    Image.fromarray(rgb(44, 52)).convert("CMYK").save(root / "nested" / "deeper" / "cmyk.jpg")
+    full = root / "truncated.jpg"
+    Image.fromarray(rgb(64, 64)).save(full, quality=90)
+    full.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.jpg").write_text("this is not a picture")
+    valid = {"odd.png": (301, 199), "large.jpg": (1500, 1100), "nested/tiny.png": (17, 23), "gray.png": (30, 40),
+             "nested/alpha.png": (48, 32), "sixteen.png": (28, 36), "nested/deeper/cmyk.jpg": (52, 44)}
+    return root, valid, {"truncated.jpg", "empty.png", "notes.jpg"}
+
+
+def test_acceptance_folder_converts_every_valid_image_at_its_own_size(checkpoint: Path, messy, tmp_path: Path):
+    root, valid, bad = messy
+    before = {p: p.read_bytes() for p in root.rglob("*")if p.is_file()}
+    out = tmp_path / "out"
+    seen = []
+    report = convert(checkpoint, root, out, workers=2, progress=lambda done, total: seen.append((done, total)))
+    assert sorted(Path(p).relative_to(out).as_posix() for p in report.written) == sorted(valid)
+    for name, size in valid.items():
+        assert Image.open(out / name).size == size, name
+    assert {Path(p).name for p in report.failed} == bad
+    assert "empty" in report.failed[str(root / "empty.png")]
+    assert "truncated" in report.failed[str(root / "truncated.jpg")]
+    assert "not an image" in report.failed[str(root / "notes.jpg")]
+    assert Image.open(out / "nested" / "alpha.png").mode == "RGBA"  # alpha carried over
+    assert np.array_equal(np.asarray(Image.open(out / "nested" / "alpha.png"))[..., 3],
+                          np.asarray(Image.open(root / "nested" / "alpha.png"))[..., 3])
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert seen[-1] == (10, 10) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix != ".json"}
+    again = convert(checkpoint, root, out, skip_existing=True)
+    assert not again.written and len(again.skipped_existing) == len(valid)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix != ".json"} == stamps
+    assert json.loads((out / REPORT_NAME).read_text())["skipped_existing"] == len(valid)
+
+
+class Pointwise(torch.nn.Module):
+    """A per-pixel net: tiled and whole-image outputs must agree exactly."""
+
+    size_multiple = 4
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return torch.tanh(self.conv(x))
+
+
+def test_tiles_blend_back_to_the_whole_image():
+    from translate.infer import translate_tensor
+
+    torch.manual_seed(0)
+    net, x = Pointwise(), torch.rand(2, 3, 70, 101) * 2 - 1
+    whole = translate_tensor(net, x)
+    for tile, overlap in ((32, 8), (48, 0), (40, None)):
+        tiled = translate_tensor(net, x, tile=tile, overlap=overlap, batch_size=3)
+        assert tiled.shape == x.shape
+        assert torch.allclose(tiled, whole, atol=1e-6), (tile, overlap)
+    with pytest.raises(Exception, match="overlap"):
+        translate_tensor(net, x, tile=32, overlap=32)
+
+
+def test_tile_and_size_options(checkpoint: Path, tmp_path: Path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(src / "x.png")
+    result = runner.invoke(app, ["convert", str(checkpoint), str(src), str(tmp_path / "tiled"), "--tile", "24", "-q"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "tiled" / "x.png").size == (60, 40)
+    whole = np.asarray(Image.open(convert(checkpoint, src, tmp_path / "whole").written[0])).astype(float)
+    tiled = np.asarray(Image.open(tmp_path / "tiled" / "x.png")).astype(float)
+    assert np.abs(whole - tiled).mean() < 40  # same translation up to per-tile normalisation
+    resized = convert(checkpoint, src, tmp_path / "small", size=32)
+    assert Image.open(resized.written[0]).size == (48, 32)  # shorter side 32, aspect kept
+
+
+def test_export_reproduces_the_checkpoint_and_converts(checkpoint: Path, photos: Path, tmp_path: Path):
+    (photos / "broken.png").unlink()
+    result = runner.invoke(app, ["export", str(checkpoint), str(tmp_path / "gen"), "--direction", "BtoA"])
+    assert result.exit_code == 0, result.output
+    assert "parity" in result.output
+    weights, program = tmp_path / "gen.safetensors", tmp_path / "gen.pt2"
+    assert weights.is_file() and program.is_file()
+    x = torch.rand(1, 3, 36, 44) * 2 - 1
+    with torch.no_grad():
+        expected = load_generator(checkpoint, "BtoA")(x)
+        assert torch.allclose(torch.export.load(program).module()(x), expected, atol=1e-5)
+        assert torch.allclose(load_generator(weights, "BtoA")(x), expected, atol=1e-6)
+    a = convert(checkpoint, photos, tmp_path / "from_ckpt", direction="BtoA", fmt="png")
+    b = convert(weights, photos, tmp_path / "from_export", direction="BtoA", fmt="png")
+    for x_path, y_path in zip(sorted(a.written), sorted(b.written)):
+        assert np.array_equal(np.asarray(Image.open(x_path)), np.asarray(Image.open(y_path)))
+    again = runner.invoke(app, ["export", str(checkpoint), str(tmp_path / "gen")])
+    assert again.exit_code != 0 and "already exist" in again.output  # no silent overwrite
+    wrong = runner.invoke(app, ["convert", str(weights), str(photos), str(tmp_path / "o")])
+    assert wrong.exit_code != 0 and "holds the BtoA generator" in wrong.output
+
+
+def test_bad_generator_files_are_refused_clearly(checkpoint: Path, photos: Path, tmp_path: Path):
+    fake = tmp_path / "fake.safetensors"
+    fake.write_bytes(b"\x00" * 64)
+    result = runner.invoke(app, ["convert", str(fake), str(photos), str(tmp_path / "o")])
+    assert result.exit_code != 0 and "not a translate generator file" in result.output
+    ckpt = torch.load(checkpoint, weights_only=True)
+    del ckpt["translate"]["nets"]["g_ab"]  # e.g. a model kind without an A->B generator
+    odd = tmp_path / "odd.ckpt"
+    torch.save(ckpt, odd)
+    result = runner.invoke(app, ["convert", str(odd), str(photos), str(tmp_path / "o")])
+    assert result.exit_code != 0 and "has no AtoB generator" in result.output and "Traceback" not in result.output

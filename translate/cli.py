@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,20 +32,23 @@ app = typer.Typer(
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """A user's mistake becomes `error: ...` on stderr and a non-zero exit, never a traceback."""
-    from lightning_fabric.utilities.exceptions import MisconfigurationException
+    """A user's mistake becomes `error: ...` on stderr and a non-zero exit, never a traceback.
 
+    Lightning's MisconfigurationException is recognised by name: importing Lightning costs seconds, and
+    commands such as convert never need it."""
     try:
         yield
     except TranslateError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
-    except MisconfigurationException as exc:
-        typer.echo(f"error: {str(exc).strip().splitlines()[0]}", err=True)
-        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if not any(cls.__name__ == "MisconfigurationException" for cls in type(exc).__mro__):
+            raise
+        typer.echo(f"error: {str(exc).strip().splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _version(value: bool) -> None:
@@ -117,30 +121,77 @@ def fit(
 
 @app.command()
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from translate fit (e.g. checkpoints/run/last.ckpt).",
-                                               show_default=False)],
+    checkpoint: Annotated[Path, typer.Argument(
+        help="A checkpoint from translate fit (e.g. checkpoints/run/last.ckpt) or a .safetensors generator "
+             "from translate export.", show_default=False)],
     source: Annotated[str, typer.Argument(help="An image, a folder (recursive) or a glob pattern.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Output folder; mirrors the input's relative paths.",
                                            show_default=False)],
     direction: Annotated[str, typer.Option(help="AtoB or BtoA.")] = "AtoB",
     format: Annotated[Optional[str], typer.Option("--format", help="png, jpg or webp (default: keep).")] = None,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = 95,
+    size: Annotated[Optional[int], typer.Option(
+        help="Resize so the shorter side is N first (aspect kept); default: native size.")] = None,
+    tile: Annotated[Optional[int], typer.Option(
+        help="Translate images larger than N in overlapping N x N tiles (for very large images).")] = None,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Keep outputs that already exist.")] = False,
     batch_size: Annotated[int, typer.Option(help="Images of equal size translated together.")] = 8,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+    precision: Annotated[str, typer.Option(
+        help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU), 32, bf16 or 16.")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (pays off on big jobs).")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Translate image files at their native size; writes convert-report.json; exit 3 if some failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from translate import infer
 
-    with user_errors():
+    columns = (TextColumn("converting"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with user_errors(), Progress(*columns, disable=quiet, transient=True) as bar:
+        task = bar.add_task("convert", total=None, rate="")
+        start: list[float] = []
+
+        def progress(done: int, total: int) -> None:
+            start.append(time.perf_counter()) if not start else None
+            elapsed = time.perf_counter() - start[0]
+            rate = f"{done / elapsed:.1f} images/s" if elapsed > 0 and done else ""
+            bar.update(task, completed=done, total=total, rate=rate)
+
         report = infer.convert(checkpoint, source, output, direction=direction, fmt=format, quality=quality,
-                               skip_existing=skip_existing, batch_size=batch_size, device=device)
+                               skip_existing=skip_existing, batch_size=batch_size, device=device, size=size,
+                               tile=tile, precision=precision, compile=compile, workers=workers,
+                               progress=progress)
+    rate = f", {len(report.written) / report.seconds:.2f} images/s" if report.written and report.seconds else ""
     typer.echo(f"converted {len(report.written)}, kept {len(report.skipped_existing)} existing, "
-               f"failed {len(report.failed)} (report: {output / infer.REPORT_NAME})")
+               f"failed {len(report.failed)} in {report.seconds:.1f} s{rate} (report: {output / infer.REPORT_NAME})")
     for path, why in report.failed.items():
         typer.echo(f"failed: {path}: {why}", err=True)
     if report.failed:
         raise typer.Exit(3)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from translate fit.", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="Output name: writes OUT.safetensors and OUT.pt2.", show_default=False)],
+    direction: Annotated[str, typer.Option(help="Which generator: AtoB or BtoA.")] = "AtoB",
+    program: Annotated[bool, typer.Option(help="Also write a torch.export program (.pt2).")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
+) -> None:
+    """Write a standalone generator (safetensors weights + arguments, and a .pt2 program), checked for parity."""
+    from translate.export import TOLERANCE
+    from translate.export import export as run_export
+
+    with user_errors():
+        result = run_export(checkpoint, out, direction=direction, program=program, force=force)
+    typer.echo(f"weights: {result.weights}")
+    if result.program:
+        typer.echo(f"program: {result.program}")
+    checks = ", ".join(f"{k} {v:.1e}" for k, v in result.max_error.items())
+    typer.echo(f"parity with the checkpoint (max |difference|, tolerance {TOLERANCE:g}): {checks}")
 
 
 if __name__ == "__main__":

@@ -107,6 +107,12 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode `path` into a contiguous uint8 RGB array of shape (H, W, 3)."""
+    return read_image_alpha(path, max_pixels)[0]
+
+
+def read_image_alpha(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
+    """`read_image`'s RGB array (transparency composited on white) and the alpha channel, (H, W) uint8,
+    or None for an image without transparency; for tools that put the alpha back on their output."""
     path = Path(path)
     with _open(path) as img:
         width, height = img.size
@@ -124,9 +130,19 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
         except Exception:  # broken EXIF: keep the pixels, ignore the orientation
             pass
         try:
-            return _to_rgb(img)
+            return _to_rgb(img), _alpha(img)
         except ValueError:  # Pillow has no conversion path for a few exotic modes
             raise DataError(path, f"unsupported colour mode {img.mode!r}") from None
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in img.info
+
+
+def _alpha(img: Image.Image) -> np.ndarray | None:
+    if not _has_alpha(img):
+        return None
+    return np.ascontiguousarray(np.asarray(img.convert("RGBA").getchannel("A"), dtype=np.uint8))
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
@@ -141,7 +157,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
             values = values * 255.0
         gray = np.rint(np.clip(values, 0.0, 255.0)).astype(np.uint8)
         return _gray_to_rgb(gray)
-    if img.mode in ("RGBA", "LA", "PA", "RGBa") or "transparency" in img.info:
+    if _has_alpha(img):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)

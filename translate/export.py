@@ -1,0 +1,149 @@
+"""Standalone generator files: ``NAME.safetensors`` (weights + constructor arguments) and ``NAME.pt2``.
+
+* ``.safetensors`` holds only tensors plus a JSON header (``__metadata__["translate"]``: model, direction,
+  net kind, architecture and its keyword arguments), so loading it executes nothing; ``translate convert``
+  accepts it in place of a checkpoint and rebuilds the net from our registry.
+* ``.pt2`` is a ``torch.export`` program (the successor of TorchScript, which PyTorch has deprecated) with
+  dynamic batch, height and width (multiples of the generator's size multiple, at least two of them), for
+  serving without this package: ``torch.export.load("NAME.pt2").module()(x)`` with ``x`` in [-1, 1].
+
+Both are checked against the checkpoint's own generator before the files are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from translate.checkpoint import check_block, load_checkpoint, load_net
+from translate.errors import CheckpointError
+
+EXPORT_VERSION = 1
+SUFFIX = ".safetensors"
+PROGRAM_SUFFIX = ".pt2"
+TOLERANCE = 1e-4
+DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
+
+
+@dataclass
+class ExportResult:
+    weights: Path
+    program: Path | None
+    max_error: dict[str, float]  # "safetensors"/"program" -> max |difference| against the checkpoint
+
+
+def net_attr(block: dict[str, Any], direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise CheckpointError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{direction}'")
+    attr = DIRECTIONS[direction]
+    if attr not in block["nets"]:
+        raise CheckpointError(f"a {block['model']} checkpoint has no {direction} generator "
+                              f"(it has: {', '.join(block['nets'])})")
+    return attr
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
+    """Rebuild the generator of a ``.safetensors`` export (no code is executed while loading)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+
+    from translate.nets import NETS
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"generator file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        state = load_file(str(path))
+        info = json.loads(meta["translate"])
+        kind, arch, kwargs = info["kind"], info["arch"], info["kwargs"]
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a translate generator file ({str(exc)[:200]})") from None
+    if info.get("format_version", 0) > EXPORT_VERSION:
+        raise CheckpointError(f"{path}: export format {info['format_version']} is newer than this translate; upgrade")
+    if direction is not None and info.get("direction") not in (None, direction):
+        raise CheckpointError(f"{path} holds the {info['direction']} generator, not {direction}; "
+                              f"use --direction {info['direction']}")
+    if kind != "generator" or arch not in NETS["generator"]:
+        raise CheckpointError(f"{path}: unknown generator '{arch}'")
+    net = NETS["generator"][arch](**kwargs)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match '{arch}': {str(exc).splitlines()[0]}") from None
+    return net.eval()
+
+
+def _probe(net: nn.Module, batch: int, extra: int) -> torch.Tensor:
+    """A seeded input in [-1, 1], non-square, sides multiples of the net's size multiple."""
+    m = int(getattr(net, "size_multiple", 1))
+    side = m * max(2, -(-64 // m))
+    g = torch.Generator().manual_seed(extra)
+    return torch.rand(batch, 3, side + extra * m, side, generator=g) * 2 - 1
+
+
+def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", program: bool = True,
+           force: bool = False) -> ExportResult:
+    """Write OUT.safetensors (and OUT.pt2) for one generator of `checkpoint`; check both reproduce it."""
+    from safetensors.torch import save_file
+
+    ckpt = load_checkpoint(checkpoint)
+    block = check_block(ckpt, path=checkpoint)
+    attr = net_attr(block, direction)
+    net = load_net(ckpt, attr)
+    spec = block["nets"][attr]
+    base = Path(out)
+    if base.suffix in (SUFFIX, PROGRAM_SUFFIX):
+        base = base.with_suffix("")
+    weights, prog = base.with_name(base.name + SUFFIX), base.with_name(base.name + PROGRAM_SUFFIX)
+    targets = [weights] + ([prog] if program else [])
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not force:
+        raise CheckpointError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; choose another name or pass --force")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format_version": EXPORT_VERSION, "model": block["model"], "direction": direction, "net": attr,
+            "kind": spec["kind"], "arch": spec["arch"], "kwargs": spec["kwargs"],
+            "size_multiple": int(getattr(net, "size_multiple", 1)), "input_range": [-1, 1]}
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    _atomic(weights, lambda tmp: save_file(state, tmp, metadata={"translate": json.dumps(meta)}))
+
+    x = _probe(net, batch=2, extra=1)
+    with torch.no_grad():
+        expected = net(x)
+        errors = {"safetensors": (load_exported(weights, direction)(x) - expected).abs().max().item()}
+    if program:
+        m = meta["size_multiple"]
+        dims = {"x": {0: torch.export.Dim("batch", min=1, max=4096),
+                      2: m * torch.export.Dim("h", min=2, max=65536 // m),
+                      3: m * torch.export.Dim("w", min=2, max=65536 // m)}}
+        exported = torch.export.export(net, (x,), dynamic_shapes=dims)
+        _atomic(prog, lambda tmp: torch.export.save(exported, tmp))
+        with torch.no_grad():
+            y = _probe(net, batch=1, extra=3)  # another shape: the program's sizes are dynamic
+            errors["program"] = (torch.export.load(prog).module()(y) - net(y)).abs().max().item()
+    bad = {k: v for k, v in errors.items() if not v <= TOLERANCE}
+    if bad:
+        for p in targets:
+            p.unlink(missing_ok=True)
+        raise CheckpointError(f"exported generator does not reproduce the checkpoint: {bad}; nothing written")
+    return ExportResult(weights, prog if program else None, errors)
