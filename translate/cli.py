@@ -135,12 +135,13 @@ def convert(
     tile: Annotated[Optional[int], typer.Option(
         help="Translate images larger than N in overlapping N x N tiles (for very large images).")] = None,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Keep outputs that already exist.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Images of equal size translated together.")] = 8,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Images of equal size translated together (default: 8 on CUDA, 1 on CPU).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     precision: Annotated[str, typer.Option(
         help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU), 32, bf16 or 16.")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (pays off on big jobs).")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4 on CUDA, 1 on CPU).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Translate image files at their native size; writes convert-report.json; exit 3 if some failed."""

@@ -102,11 +102,23 @@ def _probe(net: nn.Module, batch: int, extra: int) -> torch.Tensor:
     return torch.rand(batch, 3, side + extra * m, side, generator=g) * 2 - 1
 
 
+def save_generator(net: nn.Module, arch: str, kwargs: dict[str, Any], path: str | Path, model: str = "cyclegan",
+                   direction: str = "AtoB") -> Path:
+    """Write `net` (built as GENERATORS[arch](**kwargs)) as a ``.safetensors`` generator file, atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = {"format_version": EXPORT_VERSION, "model": model, "direction": direction, "net": DIRECTIONS[direction],
+            "kind": "generator", "arch": arch, "kwargs": kwargs,
+            "size_multiple": int(getattr(net, "size_multiple", 1)), "input_range": [-1, 1]}
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    _atomic(path, lambda tmp: save_file(state, tmp, metadata={"translate": json.dumps(meta)}))
+    return path
+
+
 def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", program: bool = True,
            force: bool = False) -> ExportResult:
     """Write OUT.safetensors (and OUT.pt2) for one generator of `checkpoint`; check both reproduce it."""
-    from safetensors.torch import save_file
-
     ckpt = load_checkpoint(checkpoint)
     block = check_block(ckpt, path=checkpoint)
     attr = net_attr(block, direction)
@@ -121,18 +133,14 @@ def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", pro
     if existing and not force:
         raise CheckpointError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; choose another name or pass --force")
     base.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format_version": EXPORT_VERSION, "model": block["model"], "direction": direction, "net": attr,
-            "kind": spec["kind"], "arch": spec["arch"], "kwargs": spec["kwargs"],
-            "size_multiple": int(getattr(net, "size_multiple", 1)), "input_range": [-1, 1]}
-    state = {k: v.contiguous() for k, v in net.state_dict().items()}
-    _atomic(weights, lambda tmp: save_file(state, tmp, metadata={"translate": json.dumps(meta)}))
+    save_generator(net, spec["arch"], spec["kwargs"], weights, model=block["model"], direction=direction)
 
     x = _probe(net, batch=2, extra=1)
     with torch.no_grad():
         expected = net(x)
         errors = {"safetensors": (load_exported(weights, direction)(x) - expected).abs().max().item()}
     if program:
-        m = meta["size_multiple"]
+        m = int(getattr(net, "size_multiple", 1))
         dims = {"x": {0: torch.export.Dim("batch", min=1, max=4096),
                       2: m * torch.export.Dim("h", min=2, max=65536 // m),
                       3: m * torch.export.Dim("w", min=2, max=65536 // m)}}

@@ -260,13 +260,16 @@ def _autocast(device: torch.device, precision: str):
 
 
 def convert(checkpoint: str | Path, source: str | Path, output: str | Path, direction: str = "AtoB",
-            fmt: str | None = None, quality: int = 95, skip_existing: bool = False, batch_size: int = 8,
+            fmt: str | None = None, quality: int = 95, skip_existing: bool = False, batch_size: int | None = None,
             device: str | None = None, size: int | None = None, tile: int | None = None,
             precision: str = "auto", compile: bool = False, workers: int | None = None,
             progress: Callable[[int, int], None] | None = None) -> ConvertReport:
     """Translate every image of `source` into `output`, mirroring relative paths; see module docstring.
 
-    `progress(done, total)` is called after each batch (done counts written, failed and kept files)."""
+    `progress(done, total)` is called after each batch (done counts written, failed and kept files).
+    Defaults: on CUDA batches of 8 and up to 4 decoding workers; on a CPU batches of 1 and one worker,
+    because convolutions already use every core there, and batching measured no faster
+    (benchmarks/convert.py)."""
     started = time.perf_counter()
     if fmt is not None and fmt not in FORMATS:
         raise TranslateError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
@@ -279,6 +282,8 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         raise TranslateError(f"output {output} is inside the input folder {root}; choose another folder")
     net = load_generator(checkpoint, direction)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if batch_size is None:
+        batch_size = 8 if dev.type == "cuda" else 1
     autocast = _autocast(dev, precision)
     net.to(dev)
     if dev.type == "cuda":
@@ -303,7 +308,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         jobs.append(_Job(path, dst, kind, resized_shape(height, width, size)))
     batches = _plan(jobs, batch_size, tile)
     if workers is None:
-        workers = min(4, os.cpu_count() or 1) if len(batches) > 2 else 0
+        workers = 0 if len(batches) <= 2 else min(4, os.cpu_count() or 1) if dev.type == "cuda" else 1
     loader = DataLoader(_Decode(jobs, batches), batch_size=None, shuffle=False, num_workers=workers,
                         pin_memory=dev.type == "cuda", collate_fn=_as_is)
     done = len(report.skipped_existing) + len(report.failed)
