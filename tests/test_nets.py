@@ -30,10 +30,13 @@ from translate.nets.common import norm_layer, uses_bias
 TINY_G: dict[str, dict] = {
     "resnet": {"ngf": 4, "n_blocks": 1},
     "unet": {"ngf": 4, "num_downs": 5},
+    "discogan": {"ngf": 4},
 }
 TINY_D: dict[str, dict] = {
     "patch": {"ndf": 4, "n_layers": 2},
+    "discogan": {"ndf": 4},
 }
+D_SIDE = {"discogan": 64}  # DiscoGAN's discriminator reduces a 64x64 image to one logit; others take 32
 
 
 def n_params(net: nn.Module) -> int:
@@ -172,7 +175,8 @@ def test_discriminator_registry(name: str, norm: str) -> None:
     kwargs = {**TINY_D[name], "norm": norm}
     d = build_net(DISCRIMINATORS, name, **kwargs)
     init_weights(d)
-    x = torch.randn(2, 3, 32, 32)
+    side = D_SIDE.get(name, 32)
+    x = torch.randn(2, 3, side, side)
     y = d(x)
     assert y.ndim == 4 and y.shape[:2] == (2, 1)
     y.mean().backward()
@@ -180,9 +184,9 @@ def test_discriminator_registry(name: str, norm: str) -> None:
 
 
 def test_build_net_unknown_name() -> None:
-    with pytest.raises(ValueError, match=r"unknown generator 'cyclegan'; choose from: resnet, unet"):
+    with pytest.raises(ValueError, match=r"unknown generator 'cyclegan'; choose from: discogan, resnet, unet"):
         build_net(GENERATORS, "cyclegan")
-    with pytest.raises(ValueError, match=r"choose from: patch"):
+    with pytest.raises(ValueError, match=r"choose from: discogan, patch"):
         build_net(DISCRIMINATORS, "pixel")
 
 
@@ -305,12 +309,14 @@ def test_resnet_jit_trace_matches_eager() -> None:
 
 @pytest.mark.filterwarnings(*_JIT_WARNINGS)
 @pytest.mark.parametrize(
-    ("registry", "name"), [(GENERATORS, n) for n in sorted(TINY_G)] + [(DISCRIMINATORS, n) for n in sorted(TINY_D)]
+    ("registry", "tiny", "name"),
+    [(GENERATORS, TINY_G, n) for n in sorted(TINY_G)] + [(DISCRIMINATORS, TINY_D, n) for n in sorted(TINY_D)]
 )
-def test_registry_nets_script(registry: dict, name: str) -> None:
+def test_registry_nets_script(registry: dict, tiny: dict, name: str) -> None:
     # Spectral-norm parametrizations are not scriptable (a torch limitation); plain nets are.
-    net = build_net(registry, name, **{**TINY_G, **TINY_D}[name]).eval()
-    x = torch.randn(1, 3, 32, 32)
+    net = build_net(registry, name, **tiny[name]).eval()
+    side = D_SIDE.get(name, 32) if registry is DISCRIMINATORS else 32
+    x = torch.randn(1, 3, side, side)
     scripted = torch.jit.script(net)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), net(x))

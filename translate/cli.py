@@ -7,7 +7,6 @@ Options default to None ("not given") so they never hide a value from a preset, 
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 from collections.abc import Iterator
@@ -80,13 +79,15 @@ def fit(
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many training batches.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per domain per batch.")] = None,
     image_size: Annotated[Optional[int], typer.Option(
-        help="Training crop size; images are first resized to 286/256 of it (the published recipe).")] = None,
+        help="Training crop size; images are first resized by the recipe's ratio (CycleGAN 286/256, DiscoGAN 1).")] = None,
     accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu, mps or auto.")] = None,
     devices: Annotated[Optional[str], typer.Option(help="auto, a count (2) or ids (0,1); >1 uses DDP.")] = None,
     num_nodes: Annotated[Optional[int], typer.Option(help="Machines for multi-node DDP.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed or 16-mixed.")] = None,
     adversarial: Annotated[Optional[str], typer.Option(
         help=f"Adversarial objective (losses.adversarial): {', '.join(ADVERSARIAL)}.")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="cyclegan or discogan: the model's published recipe on the target's data.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for weights, data order and augmentation.")] = None,
     data_root: Annotated[Optional[str], typer.Option(help="Where named datasets live (default: datasets/).")] = None,
     out_dir: Annotated[Optional[str], typer.Option(help="Where runs are written (default: checkpoints/).")] = None,
@@ -101,9 +102,9 @@ def fit(
         "data.batch_size": batch_size, "train.accelerator": accelerator, "train.devices": devices,
         "train.num_nodes": num_nodes, "train.precision": precision, "train.seed": seed,
         "data.root": data_root, "train.out_dir": out_dir, "losses.adversarial": adversarial,
+        "model.name": model,
     }
-    if image_size is not None:
-        flags |= {"data.crop_size": image_size, "data.load_size": math.ceil(image_size * 286 / 256)}
+    flags["data.image_size"] = image_size  # config.resolve keeps the recipe's resize ratio
     with user_errors():
         cfg, run_dir, result = train.run_fit(target, str(config) if config else None, overrides, flags,
                                              resume=resume, dry_run=dry_run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class ModelConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     pool_size: int = -1  # fakes kept per direction for D; -1: the objective's default (50; 0 for WGAN critics)
+    init_type: str = "normal"  # normal: N(0, init_gain) as CycleGAN; default: PyTorch's own (DiscoGAN's code)
     init_gain: float = 0.02
 
 
@@ -59,6 +61,13 @@ class LossConfig:
     n_critic: int = 0  # discriminator steps per generator step; 0: the objective's (1; 5 for WGAN critics)
     gp_weight: float = 10.0  # wgan-gp penalty weight (lambda)
     clip_value: float = 0.01  # wgan-clip weight clipping bound c
+    # DiscoGAN: per direction (1 - rate) * [(1 - fm_weight) * adversarial + fm_weight * feature matching]
+    # + rate * reconstruction, with rate = recon_rate_start for the first recon_curriculum batches.
+    fm_weight: float = 0.9
+    recon_rate: float = 0.5
+    recon_rate_start: float = 0.01
+    recon_curriculum: int = 10000
+    g_steps: int = 0  # DiscoGAN: generator batches after each n_critic discriminator batches; 0: 2, or 1 for critics
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class OptimConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    weight_decay: float = 0.0  # Adam's L2 weight decay, G and D (DiscoGAN: 1e-5)
     n_epochs: int = 100  # epochs at the initial learning rate
     n_epochs_decay: int = 100  # epochs of linear decay towards zero afterwards
 
@@ -275,20 +285,66 @@ def read_preset(name: str) -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
+# What a preset keeps when --model switches to another model: its data and its run settings.
+_KEPT_ON_MODEL_SWITCH = {"data": ("dataset", "root", "num_workers", "n_samples"), "train": None}
+
+
+def _model_name(*layers: dict[str, Any]) -> str | None:
+    for layer in layers:
+        name = (layer.get("model") or {}).get("name") if isinstance(layer.get("model"), dict) else None
+        if name is not None:
+            return str(name)
+    return None
+
+
+def _keep_on_switch(base: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for section, keys in _KEPT_ON_MODEL_SWITCH.items():
+        values = base.get(section)
+        if isinstance(values, dict):
+            kept[section] = dict(values) if keys is None else {k: v for k, v in values.items() if k in keys}
+    return kept
+
+
+def recipe_of(name: str) -> dict[str, Any]:
+    """The config a model's paper uses (``recipe`` on its class), as a nested dict; {} if unknown."""
+    from translate.models import MODELS
+
+    model = MODELS.get(name)
+    return merge(getattr(model, "recipe", {}), {"model": {"name": name}}) if model else {}
+
+
 def resolve(
     base: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
     flags: dict[str, Any] | None = None,
 ) -> Config:
-    """Defaults < base (preset/file/saved run) < ``--set`` overrides < explicit flags (None = not given)."""
-    data = merge(base or {}, parse_overrides(overrides or []))
+    """Defaults < the model's recipe < base (preset/file/saved run) < ``--set`` overrides < explicit flags.
+
+    When ``--model``/``--set model.name`` picks another model than the base was written for, the base
+    keeps only its data and run settings (:data:`_KEPT_ON_MODEL_SWITCH`) and the new model's recipe
+    supplies the rest, so ``translate fit stripes --model discogan`` trains DiscoGAN as published on the
+    stripes data. Flags that are None were not given; the flag ``data.image_size`` sets the crop size
+    and scales the load size by the recipe's own ratio."""
+    base = base or {}
+    over = parse_overrides(overrides or [])
     given: dict[str, Any] = {}
     for dotted, value in (flags or {}).items():
         if value is None:
             continue
         section, key = dotted.split(".")
         given.setdefault(section, {})[key] = value
-    return from_dict(merge(data, given))
+    base_name = _model_name(base) or "cyclegan"
+    name = _model_name(given, over) or base_name
+    if name != base_name:
+        base = _keep_on_switch(base)
+    layers = merge(merge(recipe_of(name), base), over)
+    image_size = given.get("data", {}).pop("image_size", None)
+    if image_size is not None:  # keep the recipe's resize-to-crop ratio (CycleGAN 286/256, DiscoGAN 1)
+        data = _build(Config, layers, "").data
+        given["data"] = {"crop_size": image_size,
+                         "load_size": math.ceil(image_size * data.load_size / data.crop_size), **given["data"]}
+    return from_dict(merge(layers, given))
 
 
 # --------------------------------------------------------------------------- cross-field rules
@@ -312,6 +368,7 @@ def validate(cfg: Config) -> None:
     for key, norm in (("model.generator.norm", cfg.model.generator.norm),
                       ("model.discriminator.norm", cfg.model.discriminator.norm)):
         _choice(key, norm, ("instance", "batch", "none"))
+    _choice("model.init_type", cfg.model.init_type, ("normal", "default"))
     _choice("losses.adversarial", cfg.losses.adversarial, ADVERSARIAL)
     _choice("losses.reconstruction", cfg.losses.reconstruction, RECONSTRUCTION)
     _choice("train.precision", cfg.train.precision, PRECISIONS)
@@ -332,12 +389,20 @@ def validate(cfg: Config) -> None:
         "optim.n_epochs_decay": cfg.optim.n_epochs_decay, "data.n_samples": cfg.data.n_samples,
         "train.checkpoint_every_n_epochs": cfg.train.checkpoint_every_n_epochs,
         "train.sample_every_n_steps": cfg.train.sample_every_n_steps,
+        "losses.recon_curriculum": cfg.losses.recon_curriculum, "losses.g_steps": cfg.losses.g_steps,
+        "optim.weight_decay": cfg.optim.weight_decay,
     }
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value}")
     if cfg.model.pool_size < -1:
         raise ConfigError(f"model.pool_size must be >= 0 (or -1: the objective's default), got {cfg.model.pool_size}")
+    for key in ("fm_weight", "recon_rate", "recon_rate_start"):
+        if not 0.0 <= getattr(cfg.losses, key) <= 1.0:
+            raise ConfigError(f"losses.{key} must be in [0, 1], got {getattr(cfg.losses, key)}")
+    if cfg.model.discriminator.arch == "discogan" and cfg.data.crop_size < 64:
+        raise ConfigError(f"the discogan discriminator needs images of at least 64 px; data.crop_size is "
+                          f"{cfg.data.crop_size} (DiscoGAN works at 64: --image-size 64)")
     if cfg.losses.clip_value <= 0:
         raise ConfigError(f"losses.clip_value must be positive, got {cfg.losses.clip_value}")
     if cfg.data.crop_size > cfg.data.load_size:

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from translate.models.base import TranslationModel
 from translate.models.cyclegan import CycleGAN
+from translate.models.discogan import DiscoGAN
 
-MODELS: dict[str, type[TranslationModel]] = {"cyclegan": CycleGAN}
+MODELS: dict[str, type[TranslationModel]] = {"cyclegan": CycleGAN, "discogan": DiscoGAN}

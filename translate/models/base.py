@@ -54,6 +54,7 @@ class TranslationModel(pl.LightningModule):
     """Base class. Subclasses set ``name``, build nets with :meth:`add_net` and write ``training_step``."""
 
     name = "base"
+    recipe: dict[str, Any] = {}  # the paper's settings over the config defaults (see config.resolve)
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__()
@@ -67,7 +68,8 @@ class TranslationModel(pl.LightningModule):
     def add_net(self, attr: str, kind: str, arch: str, **kwargs: Any) -> nn.Module:
         """Build a net of `kind` ("generator", "discriminator"), initialise it, remember how to rebuild it."""
         net = NETS[kind][arch](**kwargs)
-        init_weights(net, self.cfg.model.init_gain)
+        if self.cfg.model.init_type == "normal":
+            init_weights(net, self.cfg.model.init_gain)
         setattr(self, attr, net)
         self.net_specs[attr] = {"kind": kind, "arch": arch, "kwargs": dict(kwargs)}
         return net
@@ -79,9 +81,10 @@ class TranslationModel(pl.LightningModule):
             for attr in self.net_specs:
                 getattr(self, attr).compile()
 
-    def make_optimizer(self, params: Any, kind: str = "adam", weight_decay: float = 0.0) -> torch.optim.Optimizer:
-        """Adam with the config's betas, or RMSprop (the original WGAN's); fused kernels on CUDA."""
+    def make_optimizer(self, params: Any, kind: str = "adam") -> torch.optim.Optimizer:
+        """Adam with the config's betas and weight decay, or RMSprop (the original WGAN's); fused on CUDA."""
         o = self.cfg.optim
+        weight_decay = o.weight_decay
         fused = (self.device.type == "cuda") or None  # one kernel for all parameters; CPU keeps the default
         if kind == "rmsprop":
             return torch.optim.RMSprop(params, lr=o.lr, weight_decay=weight_decay)

@@ -19,12 +19,13 @@ from typing import Any
 from torch import nn
 
 from translate.nets.common import init_weights, norm_layer, uses_bias
+from translate.nets.discogan import DiscoDiscriminator, DiscoGenerator
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
 from translate.nets.unet import UnetGenerator
 
-GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator, "unet": UnetGenerator}
-DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": PatchDiscriminator}
+GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator, "unet": UnetGenerator, "discogan": DiscoGenerator}
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": PatchDiscriminator, "discogan": DiscoDiscriminator}
 NETS: dict[str, dict[str, type[nn.Module]]] = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
 
 
@@ -53,6 +54,8 @@ def build_net(registry: dict[str, type[nn.Module]], name: str, **kwargs: Any) ->
 
 __all__ = [
     "DISCRIMINATORS",
+    "DiscoDiscriminator",
+    "DiscoGenerator",
     "GENERATORS",
     "NETS",
     "constructor_kwargs",

@@ -1,0 +1,155 @@
+"""DiscoGAN (Kim, Cha, Kim, Lee, Kim: "Learning to Discover Cross-Domain Relations with Generative
+Adversarial Networks", ICML 2017), matching the authors' PyTorch code (SKTBrain/DiscoGAN,
+discogan/image_translation.py and model.py).
+
+Nets: two 64x64 encoder-decoder generators and two discriminators that expose their features
+(nets/discogan.py). Per direction, for G_AB (and symmetrically G_BA):
+    L_GAB = (1 - rate) * [(1 - fm_weight) * adv(D_B(G_AB(a))) + fm_weight * FM(D_B; b, G_AB(a))]
+            + rate * rec(G_BA(G_AB(a)), a)
+with fm_weight 0.9, rec = MSE, adv the non-saturating GAN, FM = sum over D's three inner feature maps of
+mean((E_batch f(real) - E_batch f(fake))^2), and rate = 0.01 for the first 10,000 iterations, then 0.5.
+The generators minimise L_GAB + L_GBA; the discriminators 0.5 * (BCE(real, 1) + BCE(fake, 0)) each.
+Updates alternate on fresh batches: iteration i (0-based) steps only D when i % 3 == 0, otherwise only G
+(G:D = 2:1). Adam(2e-4, (0.5, 0.999), weight decay 1e-5) for both; constant learning rate; batch 64;
+images resized straight to 64x64 (no crop, no flip); PyTorch's default weight init.
+
+Deviations from the authors' code, all deliberate:
+- [-1, 1] images with tanh and raw-logit discriminators (BCE with logits), not [0, 1], sigmoid and BCELoss;
+  the same losses.
+- The adversarial objective comes from the registry (``losses.adversarial``). With a WGAN critic
+  (n_critic 5) the cycle is 5 discriminator batches, then ``losses.g_steps`` generator batches (default 1
+  for critics, 2 otherwise: the authors' 1:2 cycle is n_critic 1, g_steps 2).
+- Data order: domain A is visited in a seeded permutation and B drawn at random per sample, an epoch being
+  max(|A|, |B|) samples (the sampler every model shares); the authors shuffle both lists and stop at
+  min(|A|, |B|) per epoch.
+- On discriminator batches the fakes are made under no_grad; the authors build them with a graph and only
+  step the discriminators' optimizer, which gives the same update.
+- Nets with batch norm see real and fake images in separate calls, as in the authors' code (batch
+  statistics per call); any registered generator/discriminator with ``forward_features`` can be used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from translate.config import Config
+from translate.losses import build_adversarial, build_reconstruction
+from translate.losses.feature_matching import feature_matching
+from translate.models.base import TranslationModel, has_batch_coupling
+from translate.nets import DISCRIMINATORS, GENERATORS, constructor_kwargs
+
+
+class DiscoGAN(TranslationModel):
+    name = "discogan"
+    recipe = {
+        "model": {"generator": {"arch": "discogan", "ngf": 64, "norm": "batch"},
+                  "discriminator": {"arch": "discogan", "ndf": 64, "norm": "batch"},
+                  "pool_size": 0, "init_type": "default"},
+        "losses": {"adversarial": "vanilla", "reconstruction": "l2", "fm_weight": 0.9, "recon_rate": 0.5,
+                   "recon_rate_start": 0.01, "recon_curriculum": 10000},
+        "optim": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "weight_decay": 1e-5, "n_epochs": 100,
+                  "n_epochs_decay": 0},
+        "data": {"load_size": 64, "crop_size": 64, "flip": False, "batch_size": 64},
+    }
+
+    def __init__(self, cfg: Config | dict[str, Any]) -> None:
+        super().__init__(cfg)
+        m, w = self.cfg.model, self.cfg.losses
+        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
+        self.reconstruction = build_reconstruction(w.reconstruction)
+        self.n_critic = w.n_critic  # discriminator batches per cycle (config.py fills the objective's)
+        self.g_steps = w.g_steps or (2 if self.n_critic == 1 else 1)
+        g_kwargs = constructor_kwargs(GENERATORS[m.generator.arch], vars(m.generator))
+        d_kwargs = constructor_kwargs(DISCRIMINATORS[m.discriminator.arch], vars(m.discriminator))
+        self.add_net("g_ab", "generator", m.generator.arch, **g_kwargs)  # A -> B
+        self.add_net("g_ba", "generator", m.generator.arch, **g_kwargs)  # B -> A
+        self.add_net("d_a", "discriminator", m.discriminator.arch, **d_kwargs)
+        self.add_net("d_b", "discriminator", m.discriminator.arch, **d_kwargs)
+        for attr in ("d_a", "d_b"):
+            if not hasattr(getattr(self, attr), "forward_features"):
+                raise ValueError(f"DiscoGAN needs a discriminator with forward_features; "
+                                 f"'{m.discriminator.arch}' has none")
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        kind = self.adversarial.optimizer
+        opt_g = self.make_optimizer(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), kind)
+        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind)
+        return [opt_g, opt_d]
+
+    def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
+        return self.g_ab(x) if direction == "AtoB" else self.g_ba(x)
+
+    # ----------------------------------------------------------------- schedule
+
+    def recon_rate(self, iteration: int) -> float:
+        """Weight of reconstruction against the adversarial mix at 0-based `iteration` (all batches count)."""
+        w = self.cfg.losses
+        return w.recon_rate_start if iteration < w.recon_curriculum else w.recon_rate
+
+    def is_discriminator_batch(self, iteration: int) -> bool:
+        """The authors' alternation: n_critic D batches, then g_steps G batches (i % 3 == 0 -> D by default)."""
+        return iteration % (self.n_critic + self.g_steps) < self.n_critic
+
+    # ----------------------------------------------------------------- losses
+
+    def generator_terms(self, real_a: Tensor, real_b: Tensor, rate: float) -> dict[str, Tensor]:
+        w = self.cfg.losses
+        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
+        rec_a, rec_b = self.g_ba(fake_b), self.g_ab(fake_a)
+        terms: dict[str, Tensor] = {}
+        for direction, disc, real, fake, original, rec in (("ab", self.d_b, real_b, fake_b, real_a, rec_a),
+                                                           ("ba", self.d_a, real_a, fake_a, real_b, rec_b)):
+            with torch.no_grad():
+                _, real_feats = disc.forward_features(real)
+            fake_logits, fake_feats = disc.forward_features(fake)
+            adv = self.adversarial.generator_loss(fake_logits)
+            fm = feature_matching(real_feats, fake_feats)
+            recon = self.reconstruction(rec.float(), original.float())
+            terms[f"adv_{direction}"] = (1 - rate) * (1 - w.fm_weight) * adv
+            terms[f"fm_{direction}"] = (1 - rate) * w.fm_weight * fm
+            terms[f"recon_{direction[0]}"] = rate * recon
+        return terms
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        real_a, real_b = batch["A"], batch["B"]
+        opt_g, opt_d = self.optimizers()
+        iteration = self.batches_done - 1  # the authors' `iters`, 0 on the first batch
+
+        if not self.is_discriminator_batch(iteration):
+            rate = self.recon_rate(iteration)
+            self.toggle_optimizer(opt_g)
+            terms = self.generator_terms(real_a, real_b, rate)
+            g_loss = sum(terms.values())
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            self.log_terms("g", terms | {"total": g_loss})
+            self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+            self.log("recon_rate", rate, batch_size=real_a.shape[0])
+            return
+
+        with torch.no_grad():
+            fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
+        self.toggle_optimizer(opt_d)
+        d_a_terms = self.adversarial.discriminator_loss(self.d_a, real_a, fake_a,
+                                                        batched=not has_batch_coupling(self.d_a))
+        d_b_terms = self.adversarial.discriminator_loss(self.d_b, real_b, fake_b,
+                                                        batched=not has_batch_coupling(self.d_b))
+        d_loss = d_a_terms["loss"] + d_b_terms["loss"]
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+        self.adversarial.after_discriminator_step([self.d_a, self.d_b])
+        d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
+        self.log_terms("d", d_terms)
+        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+
+    @torch.no_grad()
+    def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
+        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
+        return [real_a, fake_b, self.g_ba(fake_b), real_b, fake_a, self.g_ab(fake_a)]
