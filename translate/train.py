@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
@@ -117,6 +118,10 @@ def _device_count(devices: Any) -> int:
     return devices if isinstance(devices, int) and devices > 0 else 1
 
 
+def _uses_batch_norm(cfg: Config) -> bool:
+    return "batch" in (cfg.model.generator.norm, cfg.model.discriminator.norm)
+
+
 def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
     t = cfg.train
     devices = _devices(t.devices)
@@ -138,6 +143,9 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
         # static_graph rejects the changing graph (see DESIGN.md); this strategy trains correctly.
         strategy="ddp_find_unused_parameters_true" if distributed else "auto",
         precision=t.precision,
+        # Batch norm (DiscoGAN's nets) sees the global batch across GPUs, as one process would; torch's
+        # SyncBatchNorm exists for GPUs only, so CPU (gloo) DDP keeps per-process statistics.
+        sync_batchnorm=distributed and _uses_batch_norm(cfg) and t.accelerator != "cpu" and torch.cuda.is_available(),
         use_distributed_sampler=False,  # UnpairedSampler shards by rank itself, keeping resume exact
         logger=[TensorBoardLogger(logs, name="tensorboard", version=version, default_hp_metric=False),
                 CSVLogger(logs, name="csv", version=version)],

@@ -160,7 +160,36 @@ class TranslationModel(pl.LightningModule):
 
     # ----------------------------------------------------------------- samples
 
+    # ----------------------------------------------------------------- steps shared by the two-way models
+
+    def step_generators(self, opt_g: Any, terms: dict[str, Tensor]) -> None:
+        """One optimizer step on the sum of `terms` (computed inside ``toggled_optimizer(opt_g)``); logs."""
+        g_loss = sum(terms.values())
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.log_terms("g", terms | {"total": g_loss})
+        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=self.cfg.data.batch_size)
+
+    def step_discriminators(self, opt_d: Any, real_a: Tensor, fake_a: Tensor, real_b: Tensor, fake_b: Tensor) -> None:
+        """d_a on real vs fake A and d_b on real vs fake B, one optimizer step for both; logs the terms."""
+        with self.toggled_optimizer(opt_d):
+            d_a_terms = self.adversarial.discriminator_loss(self.d_a, real_a, fake_a,
+                                                            batched=not has_batch_coupling(self.d_a))
+            d_b_terms = self.adversarial.discriminator_loss(self.d_b, real_b, fake_b,
+                                                            batched=not has_batch_coupling(self.d_b))
+            d_loss = d_a_terms["loss"] + d_b_terms["loss"]
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+            self.adversarial.after_discriminator_step([self.d_a, self.d_b])
+        d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
+        self.log_terms("d", d_terms)
+        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=self.cfg.data.batch_size)
+
     @torch.no_grad()
     def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
-        """Rows of images in [-1, 1] for a sample grid; each row is [n,3,H,W]."""
-        raise NotImplementedError
+        """Rows of images in [-1, 1] for a sample grid, each [n,3,H,W]: by default A, G_AB(A), its
+        reconstruction, then the same from B (models with g_ab and g_ba)."""
+        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
+        return [real_a, fake_b, self.g_ba(fake_b), real_b, fake_a, self.g_ab(fake_a)]

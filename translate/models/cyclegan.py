@@ -29,7 +29,7 @@ from torch import Tensor
 
 from translate.config import Config
 from translate.losses import build_adversarial, build_reconstruction
-from translate.models.base import TranslationModel, has_batch_coupling, run_batched
+from translate.models.base import TranslationModel, run_batched
 from translate.models.image_pool import ImagePool
 from translate.nets import generator_kwargs
 
@@ -91,35 +91,15 @@ class CycleGAN(TranslationModel):
 
         # 1. Generators, discriminators frozen: every batch, or every n_critic-th for WGAN critics.
         if self.batches_done % self.n_critic == 0:
-            self.toggle_optimizer(opt_g)
-            g_terms, fake_a, fake_b = self.generator_terms(real_a, real_b)
-            g_loss = sum(g_terms.values())
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
-            self.untoggle_optimizer(opt_g)
-            self.log_terms("g", g_terms | {"total": g_loss})
-            self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+            with self.toggled_optimizer(opt_g):
+                g_terms, fake_a, fake_b = self.generator_terms(real_a, real_b)
+                self.step_generators(opt_g, g_terms)
         else:
             with torch.no_grad():
                 fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
 
         # 2. Discriminators on real images and on (pooled) fakes.
-        self.toggle_optimizer(opt_d)
-        d_a_terms = self.adversarial.discriminator_loss(
-            self.d_a, real_a, self.pool_a.query(fake_a), batched=not has_batch_coupling(self.d_a))
-        d_b_terms = self.adversarial.discriminator_loss(
-            self.d_b, real_b, self.pool_b.query(fake_b), batched=not has_batch_coupling(self.d_b))
-        d_loss = d_a_terms["loss"] + d_b_terms["loss"]
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
-        self.adversarial.after_discriminator_step([self.d_a, self.d_b])
-
-        d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
-        self.log_terms("d", d_terms)
-        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+        self.step_discriminators(opt_d, real_a, self.pool_a.query(fake_a), real_b, self.pool_b.query(fake_b))
 
     def extra_state(self) -> dict[str, Any]:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
@@ -127,8 +107,3 @@ class CycleGAN(TranslationModel):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pool_a.load_state_dict(state["pool_a"])
         self.pool_b.load_state_dict(state["pool_b"])
-
-    @torch.no_grad()
-    def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
-        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
-        return [real_a, fake_b, self.g_ba(fake_b), real_b, fake_a, self.g_ab(fake_a)]

@@ -38,7 +38,7 @@ from torch import Tensor
 from translate.config import Config
 from translate.losses import build_adversarial, build_reconstruction
 from translate.losses.feature_matching import feature_matching
-from translate.models.base import TranslationModel, has_batch_coupling
+from translate.models.base import TranslationModel
 from translate.nets import DISCRIMINATORS, GENERATORS, constructor_kwargs
 
 
@@ -120,36 +120,10 @@ class DiscoGAN(TranslationModel):
 
         if not self.is_discriminator_batch(iteration):
             rate = self.recon_rate(iteration)
-            self.toggle_optimizer(opt_g)
-            terms = self.generator_terms(real_a, real_b, rate)
-            g_loss = sum(terms.values())
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
-            self.untoggle_optimizer(opt_g)
-            self.log_terms("g", terms | {"total": g_loss})
-            self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
+            with self.toggled_optimizer(opt_g):
+                self.step_generators(opt_g, self.generator_terms(real_a, real_b, rate))
             self.log("recon_rate", rate, batch_size=real_a.shape[0])
             return
-
         with torch.no_grad():
             fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
-        self.toggle_optimizer(opt_d)
-        d_a_terms = self.adversarial.discriminator_loss(self.d_a, real_a, fake_a,
-                                                        batched=not has_batch_coupling(self.d_a))
-        d_b_terms = self.adversarial.discriminator_loss(self.d_b, real_b, fake_b,
-                                                        batched=not has_batch_coupling(self.d_b))
-        d_loss = d_a_terms["loss"] + d_b_terms["loss"]
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        opt_d.step()
-        self.untoggle_optimizer(opt_d)
-        self.adversarial.after_discriminator_step([self.d_a, self.d_b])
-        d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
-        self.log_terms("d", d_terms)
-        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=real_a.shape[0])
-
-    @torch.no_grad()
-    def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
-        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
-        return [real_a, fake_b, self.g_ba(fake_b), real_b, fake_a, self.g_ab(fake_a)]
+        self.step_discriminators(opt_d, real_a, fake_a, real_b, fake_b)
