@@ -196,5 +196,97 @@ def export(
     typer.echo(f"parity with the checkpoint (max |difference|, tolerance {TOLERANCE:g}): {checks}")
 
 
+datasets_app = typer.Typer(help="The dataset catalog: list, download, inspect.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("list")
+def datasets_list(
+    root: Annotated[Path, typer.Option(help="Where datasets live.")] = Path("datasets"),
+) -> None:
+    """Catalog datasets (and built-in ones): model, domains, source, licence, what is on disk."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from translate.data.builtin import BUILTIN_DATASETS
+    from translate.data.catalog import CATALOG, counts
+
+    table = Table("name", "model", "domains", "source", "on disk (trainA/trainB/testA/testB)", "licence")
+    for name, spec in BUILTIN_DATASETS.items():
+        table.add_row(name, "any", spec.description, "built-in (generated)", _on_disk(root / name, counts), "ours")
+    for entry in CATALOG.values():
+        source = entry.url() if entry.source != "manual" else "place by hand: translate datasets download " + entry.name
+        table.add_row(entry.name, entry.model, entry.domains, source, _on_disk(root / entry.name, counts), entry.licence)
+    Console(width=200).print(table)
+
+
+def _on_disk(folder: Path, counts) -> str:
+    found = counts(folder) if folder.is_dir() else {}
+    return "/".join(str(found.get(s, "-")) for s in ("trainA", "trainB", "testA", "testB")) if found else "no"
+
+
+@datasets_app.command("download")
+def datasets_download(
+    name: Annotated[str, typer.Argument(help="A catalog name (translate datasets list).", show_default=False)],
+    root: Annotated[Path, typer.Option(help="Where datasets live.")] = Path("datasets"),
+    url: Annotated[Optional[str], typer.Option(help="Mirror: base URL the archive name is appended to.")] = None,
+) -> None:
+    """Download (resumable, verified) and unpack a dataset into ROOT/NAME."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from translate.data.catalog import prepare
+
+    with user_errors(), Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                                 transient=True) as bar:
+        task = bar.add_task(name, total=None)
+        folder = prepare(name, root, mirror=url, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                         total=total),
+                         log=lambda msg: bar.console.print(msg))
+    typer.echo(f"{name}: {folder}")
+
+
+@datasets_app.command("inspect")
+def datasets_inspect(
+    folder: Annotated[Path, typer.Argument(help="A dataset folder (trainA/ trainB/ ...).", show_default=False)],
+) -> None:
+    """Counts, size distribution, colour modes and unreadable files of each split, before a long run."""
+    from collections import Counter
+
+    from PIL import Image
+
+    from translate.data.io import image_size, list_images
+    from translate.errors import DataError
+
+    with user_errors():
+        splits = [d for d in ("trainA", "trainB", "testA", "testB") if (folder / d).is_dir()]
+        if not splits:
+            raise DataError(folder, "no trainA/ trainB/ testA/ testB/ folders")
+        bad_total = 0
+        for split in splits:
+            files = list_images(folder / split)
+            sizes, modes, bad = [], Counter(), {}
+            for path in files:
+                try:
+                    sizes.append(image_size(path))
+                    with Image.open(path) as img:
+                        modes[img.mode] += 1
+                except (DataError, OSError) as exc:
+                    bad[path.name] = getattr(exc, "why", str(exc))
+            areas = sorted(w * h for w, h in sizes)
+            line = f"{split}: {len(files)} images"
+            if sizes:
+                small = min(sizes, key=lambda s: s[0] * s[1])
+                large = max(sizes, key=lambda s: s[0] * s[1])
+                median = sizes[[w * h for w, h in sizes].index(areas[len(areas) // 2])]
+                line += (f"; sizes {small[0]}x{small[1]} .. {large[0]}x{large[1]} (median {median[0]}x{median[1]})"
+                         f"; modes {', '.join(f'{m} {n}' for m, n in modes.most_common())}")
+            typer.echo(line)
+            for name, why in bad.items():
+                typer.echo(f"  unreadable: {split}/{name}: {why}")
+            bad_total += len(bad)
+        if bad_total:
+            typer.echo(f"{bad_total} unreadable files will be skipped in training")
+
+
 if __name__ == "__main__":
     app()

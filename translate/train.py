@@ -54,11 +54,13 @@ def base_for(target: str) -> tuple[dict[str, Any], str]:
         return read_yaml(path), path.stem
     if target in preset_names():
         return read_preset(target), target
-    if is_builtin(target) or path.is_dir():
+    from translate.data.catalog import CATALOG
+
+    if is_builtin(target) or path.is_dir() or target in CATALOG:  # catalog sets download on first use
         return {"data": {"dataset": target}}, path.name or "run"
     raise ConfigError(
-        f"'{target}' is not a preset ({', '.join(preset_names())}), a built-in dataset or an existing folder "
-        "(a folder needs trainA/ and trainB/)")
+        f"'{target}' is not a preset ({', '.join(preset_names())}), a built-in or catalog dataset "
+        "(translate datasets list) or an existing folder (a folder needs trainA/ and trainB/)")
 
 
 RUN_DIR_ENV = "TRANSLATE_RUN_DIR"  # rank 0's run folder, inherited by the DDP processes it launches

@@ -19,23 +19,22 @@ from translate.errors import DataError
 
 log = logging.getLogger(__name__)
 
-CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"  # the official archives
-
 
 def resolve_dataset(dataset: str, root: str | Path) -> Path:
-    """A built-in name (generated on first use), a folder, or a named dataset already under `root`."""
+    """A built-in name (generated on first use), a folder, a dataset under `root`, or a catalog name
+    (downloaded and unpacked on first use, see catalog.py)."""
+    from translate.data.catalog import CATALOG, prepare
+
     if is_builtin(dataset):
         return ensure_builtin(dataset, root)
     path = Path(dataset).expanduser()
     if not path.exists() and not path.is_absolute() and (Path(root) / dataset).exists():
         path = Path(root) / dataset
+    if dataset in CATALOG and not (path / "trainA").is_dir():
+        return prepare(dataset, root, log=log.info)
     if not path.exists():
-        hint = ""
-        if "/" not in dataset and not path.is_absolute():  # a name, e.g. a CycleGAN dataset
-            hint = (f"; for the CycleGAN sets, unzip {CYCLEGAN_URL.format(name=dataset)} into "
-                    f"{Path(root)}/ (so that {Path(root) / dataset}/trainA exists)")
-        raise DataError(path, f"dataset not found: give a built-in name ({', '.join(BUILTIN_DATASETS)}) or a "
-                              f"folder with trainA/ and trainB/{hint}")
+        raise DataError(path, f"dataset not found: give a built-in name ({', '.join(BUILTIN_DATASETS)}), a "
+                              f"catalog name (translate datasets list) or a folder with trainA/ and trainB/")
     if not path.is_dir():
         raise DataError(path, "is not a folder")
     missing = [d for d in ("trainA", "trainB") if not (path / d).is_dir()]

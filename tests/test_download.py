@@ -1,0 +1,250 @@
+"""Dataset downloads against a local HTTP server on 127.0.0.1: resume, retries, checksums, hostile archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import socket
+import tarfile
+import threading
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from translate.data.download import DownloadError, download, extract
+
+
+class Handler(SimpleHTTPRequestHandler):
+    """Serves a folder, honours Range, and can cut the first response for a file half-way."""
+
+    cut_once: set[str] = set()
+    ranges: list[str] = []  # Range headers received, in order
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = 0
+        header = self.headers.get("Range")
+        if header:
+            self.ranges.append(header)
+        if header and header.startswith("bytes="):
+            start = int(header[6:].split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path in self.cut_once:  # promise the whole body, send half, drop the connection
+            self.cut_once.discard(self.path)
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    root = tmp_path / "www"
+    root.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def make_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return path
+
+
+DATASET = {"mini/trainA/a.png": b"A" * 5000, "mini/trainB/b.png": b"B" * 7000, "mini/testA/c.png": b"C" * 300}
+
+
+def test_normal_download_verifies_and_extracts(server, tmp_path: Path):
+    root, url = server
+    archive = make_zip(root / "mini.zip", DATASET)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    seen = []
+    got = download(f"{url}/mini.zip", tmp_path / "dl" / "mini.zip", size=archive.stat().st_size, sha256=digest,
+                   progress=lambda done, total: seen.append((done, total)))
+    assert got.read_bytes() == archive.read_bytes() and seen[-1] == (archive.stat().st_size,) * 2
+    out = extract(got, tmp_path / "datasets" / "mini")
+    assert (out / "trainA" / "a.png").read_bytes() == b"A" * 5000  # the single top folder is unwrapped
+    assert sorted(p.name for p in out.iterdir()) == ["testA", "trainA", "trainB"]
+    assert [p.name for p in (tmp_path / "datasets").iterdir()] == ["mini"]  # no staging folder left
+
+
+def test_cut_download_is_resumed_with_range(server, tmp_path: Path):
+    root, url = server
+    archive = make_zip(root / "mini.zip", {**DATASET, "mini/trainA/big.png": bytes(range(256)) * 4000})
+    Handler.cut_once, Handler.ranges = {"/mini.zip"}, []
+    got = download(f"{url}/mini.zip", tmp_path / "mini.zip", sha256=hashlib.sha256(archive.read_bytes()).hexdigest(),
+                   backoff=0.01)
+    assert got.read_bytes() == archive.read_bytes()
+    assert Handler.ranges == [f"bytes={archive.stat().st_size // 2}-"]  # the retry asked only for the rest
+    assert not (tmp_path / "mini.zip.part").exists()
+
+
+def test_interrupted_part_file_is_continued_not_restarted(server, tmp_path: Path):
+    root, url = server
+    archive = make_zip(root / "mini.zip", DATASET)
+    data = archive.read_bytes()
+    (tmp_path / "mini.zip.part").write_bytes(data[:1000])  # what an earlier, killed run left
+    fetched = []
+    download(f"{url}/mini.zip", tmp_path / "mini.zip", progress=lambda done, total: fetched.append(done))
+    assert (tmp_path / "mini.zip").read_bytes() == data and fetched[0] > 1000
+
+
+def test_checksum_mismatch_is_rejected_and_nothing_is_left(server, tmp_path: Path):
+    root, url = server
+    make_zip(root / "mini.zip", DATASET)
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        download(f"{url}/mini.zip", tmp_path / "mini.zip", sha256="0" * 64)
+    assert not list(tmp_path.glob("mini.zip*"))
+    with pytest.raises(DownloadError, match="expected 5 bytes"):
+        download(f"{url}/mini.zip", tmp_path / "mini.zip", size=5)
+    assert not list(tmp_path.glob("mini.zip*"))
+
+
+def test_missing_file_and_server_down_give_clear_errors(server, tmp_path: Path):
+    _, url = server
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download(f"{url}/nope.zip", tmp_path / "nope.zip")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(DownloadError, match="cannot download .* after 2 attempts"):
+        download(f"http://127.0.0.1:{port}/x.zip", tmp_path / "x.zip", retries=1, backoff=0.01, timeout=2)
+
+
+def hostile_tar(path: Path, kind: str) -> Path:
+    with tarfile.open(path, "w") as tf:
+        good = tarfile.TarInfo("mini/trainA/ok.png")
+        good.size = 3
+        tf.addfile(good, io.BytesIO(b"abc"))
+        if kind == "dotdot":
+            bad = tarfile.TarInfo("mini/../../evil.txt")
+            bad.size = 4
+            tf.addfile(bad, io.BytesIO(b"evil"))
+        elif kind == "absolute":
+            bad = tarfile.TarInfo("/tmp/evil.txt")
+            bad.size = 4
+            tf.addfile(bad, io.BytesIO(b"evil"))
+        elif kind == "symlink":
+            bad = tarfile.TarInfo("mini/trainA/link.png")
+            bad.type, bad.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tf.addfile(bad)
+    return path
+
+
+@pytest.mark.parametrize("kind, match", [("dotdot", "leaving the target"), ("absolute", "absolute path"),
+                                         ("symlink", "is a link")])
+def test_hostile_tar_members_are_refused_and_nothing_is_extracted(tmp_path: Path, kind, match):
+    archive = hostile_tar(tmp_path / "evil.tar", kind)
+    (tmp_path / "datasets").mkdir()
+    with pytest.raises(DownloadError, match=match):
+        extract(archive, tmp_path / "datasets" / "mini")
+    assert not list((tmp_path / "datasets").iterdir())  # no half-extracted folder, no staging left
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_hostile_zip_members_are_refused(tmp_path: Path):
+    for name, match in (("../evil.txt", "leaving the target"), ("/abs/evil.txt", "absolute path")):
+        archive = make_zip(tmp_path / "evil.zip", {"mini/trainA/ok.png": b"ok", name: b"evil"})
+        with pytest.raises(DownloadError, match=match):
+            extract(archive, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+    link = zipfile.ZipInfo("mini/trainA/link.png")
+    link.external_attr = (0o120777 << 16)  # a symlink entry, as `zip --symlinks` writes it
+    with zipfile.ZipFile(tmp_path / "link.zip", "w") as zf:
+        zf.writestr(link, "/etc/passwd")
+    with pytest.raises(DownloadError, match="symbolic link"):
+        extract(tmp_path / "link.zip", tmp_path / "out")
+
+
+def test_not_an_archive(tmp_path: Path):
+    page = tmp_path / "mini.zip"
+    page.write_text("<html>Service Unavailable</html>")
+    with pytest.raises(DownloadError, match="not a zip or tar archive"):
+        extract(page, tmp_path / "out")
+
+
+# ------------------------------------------------------------------ catalog: prepare, mirrors, CLI
+
+def png_bytes(width: int, height: int, seed: int) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_catalog_prepare_downloads_from_a_mirror_and_splits_paired_images(server, tmp_path: Path, monkeypatch):
+    from translate.data.catalog import MIRROR_ENV, prepare
+
+    www, url = server
+    make_zip(www / "horse2zebra.zip", {f"horse2zebra/{s}/{i}.png": png_bytes(8, 8, i)
+                                       for s in ("trainA", "trainB", "testA") for i in range(2)})
+    with tarfile.open(www / "edges2shoes.tar.gz", "w:gz") as tf:
+        for split, n in (("train", 3), ("val", 1)):
+            for i in range(n):
+                data = png_bytes(16, 8, i)  # [edges | photo], 8x8 each
+                info = tarfile.TarInfo(f"edges2shoes/{split}/{i}_AB.jpg")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    monkeypatch.setenv(MIRROR_ENV, url)
+    root = tmp_path / "datasets"
+    folder = prepare("horse2zebra", root, log=lambda msg: None)
+    assert sorted(p.name for p in folder.iterdir()) == ["testA", "trainA", "trainB"]
+    assert sorted(p.name for p in root.iterdir()) == [".downloads", "horse2zebra"]
+    assert not list((root / ".downloads").iterdir())  # the archive is removed once unpacked
+    shoes = prepare("edges2shoes", root, log=lambda msg: None)
+    from PIL import Image
+
+    assert len(list((shoes / "trainA").iterdir())) == 3 and len(list((shoes / "testB").iterdir())) == 1
+    assert Image.open(shoes / "trainA" / "0_AB.png").size == (8, 8)  # the left half
+
+
+def test_fit_downloads_a_catalog_dataset_and_offline_explains(server, tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from translate.cli import app
+    from translate.data.catalog import MIRROR_ENV
+
+    www, url = server
+    make_zip(www / "apple2orange.zip", {f"apple2orange/{s}/{i}.png": png_bytes(40, 40, i)
+                                        for s in ("trainA", "trainB") for i in range(2)})
+    monkeypatch.setenv(MIRROR_ENV, url)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    args = ["--max-steps", "1", "--image-size", "32", "--set", "model.generator.ngf=4", "--set",
+            "model.discriminator.ndf=4", "--set", "model.generator.n_blocks=1", "--set", "data.num_workers=0"]
+    result = runner.invoke(app, ["fit", "apple2orange", *args])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "datasets" / "apple2orange" / "trainA" / "0.png").is_file()
+    monkeypatch.setenv(MIRROR_ENV, "http://127.0.0.1:9/offline")  # nothing listens on the discard port
+    result = runner.invoke(app, ["datasets", "download", "maps"])
+    assert result.exit_code != 0 and "Download http://127.0.0.1:9/offline/maps.zip by hand" in result.output
+    result = runner.invoke(app, ["datasets", "download", "celeba"])
+    assert result.exit_code != 0 and "list_attr_celeba.txt" in result.output

@@ -1,0 +1,139 @@
+"""The dataset catalog: what `translate datasets list` shows and `translate datasets download` fetches.
+
+CycleGAN's unpaired sets come as zip archives with trainA/trainB/testA/testB. pix2pix's paired sets
+(edges2shoes, edges2handbags) come as tar.gz of side-by-side images [A | B]; they are split into unpaired A/B
+halves after extraction, as DiscoGAN's authors do. CelebA and Cityscapes can't be downloaded here (their
+terms need the user's own agreement), so the catalog prints what to place where.
+
+``TRANSLATE_DATASETS_URL`` (or ``--url``) replaces the server part for a mirror: the archive name is appended.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from translate.data.download import DownloadError, download, extract
+from translate.data.io import list_images, read_image
+from translate.errors import DataError
+
+MIRROR_ENV = "TRANSLATE_DATASETS_URL"
+CYCLEGAN_SERVER = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+PIX2PIX_SERVER = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+CYCLEGAN_LICENCE = "research use; images from ImageNet, Flickr, WikiArt and others (see the CycleGAN repository)"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    model: str  # the model it suits
+    domains: str  # "A <-> B"
+    source: str  # "cyclegan" | "pix2pix" | "manual" | "builtin"
+    licence: str
+    archive: str = ""  # file name on the server
+    instructions: str = ""  # for manual datasets: where the files go
+
+    def url(self, mirror: str | None = None) -> str:
+        base = mirror or os.environ.get(MIRROR_ENV) or (CYCLEGAN_SERVER if self.source == "cyclegan" else PIX2PIX_SERVER)
+        return f"{base.rstrip('/')}/{self.archive}"
+
+
+def _cyclegan(name: str, domains: str) -> Entry:
+    return Entry(name, "cyclegan", domains, "cyclegan", CYCLEGAN_LICENCE, archive=f"{name}.zip")
+
+
+CATALOG: dict[str, Entry] = {e.name: e for e in [
+    _cyclegan("horse2zebra", "horses <-> zebras (ImageNet)"),
+    _cyclegan("apple2orange", "apples <-> oranges (ImageNet)"),
+    _cyclegan("summer2winter_yosemite", "Yosemite summer <-> winter (Flickr)"),
+    _cyclegan("monet2photo", "Monet paintings <-> photos"),
+    _cyclegan("cezanne2photo", "Cezanne paintings <-> photos"),
+    _cyclegan("ukiyoe2photo", "Ukiyo-e prints <-> photos"),
+    _cyclegan("vangogh2photo", "Van Gogh paintings <-> photos"),
+    _cyclegan("maps", "aerial photos <-> Google maps"),
+    _cyclegan("facades", "facade labels <-> photos"),
+    _cyclegan("iphone2dslr_flower", "iPhone <-> DSLR flower photos (shallow depth of field)"),
+    _cyclegan("ae_photos", "photos for the CycleGAN paper's demo (test images only)"),
+    Entry("edges2shoes", "discogan", "shoe edges <-> shoe photos (halves of paired images)", "pix2pix",
+          "research use; UT Zappos50K (see the pix2pix repository)", archive="edges2shoes.tar.gz"),
+    Entry("edges2handbags", "discogan", "handbag edges <-> handbag photos (halves of paired images)", "pix2pix",
+          "research use; iGAN handbags (see the pix2pix repository)", archive="edges2handbags.tar.gz"),
+    Entry("celeba", "discogan, genegan", "faces with <-> without an attribute", "manual",
+          "CelebA: non-commercial research only; download it yourself after accepting its terms",
+          instructions="put the aligned crops in DATASETS/celeba/img_align_celeba/ and the attribute list in "
+                       "DATASETS/celeba/list_attr_celeba.txt (from mmlab.ie.cuhk.edu.hk/projects/CelebA.html)"),
+    Entry("cityscapes", "cyclegan", "street photos <-> semantic labels", "manual",
+          "Cityscapes: registration and licence at cityscapes-dataset.com; no redistribution",
+          instructions="after registering, download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip from "
+                       "cityscapes-dataset.com and arrange DATASETS/cityscapes/trainA (photos) and trainB (labels)"),
+]}
+
+
+def counts(folder: Path) -> dict[str, int]:
+    """Images per split folder (trainA, trainB, testA, testB) that exist."""
+    return {split: len(list_images(folder / split)) for split in ("trainA", "trainB", "testA", "testB")
+            if (folder / split).is_dir()}
+
+
+def _split_pairs(folder: Path, log=print) -> None:
+    """pix2pix layout (train/, val/ of [A | B] images) -> trainA/trainB/testA/testB of the halves, in place."""
+    for split, target in (("train", "train"), ("val", "test")):
+        source = folder / split
+        if not source.is_dir():
+            continue
+        (folder / f"{target}A").mkdir(exist_ok=True)
+        (folder / f"{target}B").mkdir(exist_ok=True)
+        skipped = 0
+        for path in list_images(source):
+            try:
+                image = read_image(path)
+            except DataError:
+                skipped += 1
+                continue
+            half = image.shape[1] // 2
+            stem = path.stem
+            Image.fromarray(np.ascontiguousarray(image[:, :half])).save(folder / f"{target}A" / f"{stem}.png")
+            Image.fromarray(np.ascontiguousarray(image[:, half:2 * half])).save(folder / f"{target}B" / f"{stem}.png")
+        if skipped:
+            log(f"{source}: {skipped} unreadable images skipped")
+
+
+def prepare(name: str, root: str | Path, mirror: str | None = None, progress=None, log=print) -> Path:
+    """The dataset folder `root/name` with trainA/trainB, downloading and unpacking it if needed."""
+    root = Path(root)
+    folder = root / name
+    if (folder / "trainA").is_dir() and (folder / "trainB").is_dir():
+        return folder
+    entry = CATALOG.get(name)
+    if entry is None:
+        raise DataError(folder, f"not in the catalog ({', '.join(CATALOG)}) and not found")
+    if entry.source == "manual":
+        raise DataError(folder, f"{name} can't be downloaded automatically: {entry.instructions.replace('DATASETS', str(root))}")
+    url = entry.url(mirror)
+    archive = root / ".downloads" / entry.archive
+    log(f"downloading {name} from {url}")
+    try:
+        download(url, archive, progress=progress)
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}. Offline or server down? Download {url} by hand and put it at {archive} "
+                            f"(or unpack it so that {folder}/trainA exists), or use a mirror: --url or "
+                            f"{MIRROR_ENV}=https://mirror/path") from None
+    staging = root / f".{name}.unpacked"
+    if staging.exists():
+        import shutil
+
+        shutil.rmtree(staging)
+    extract(archive, staging)
+    if entry.source == "pix2pix":
+        _split_pairs(staging, log)
+    if not ((staging / "trainA").is_dir() and (staging / "trainB").is_dir()):
+        raise DownloadError(f"{archive} does not contain trainA/ and trainB/ (or train/ of paired images)")
+    if folder.exists():  # an earlier, incomplete folder: keep it aside rather than mixing files
+        folder.rename(root / f".{name}.incomplete-{os.getpid()}")
+    os.replace(staging, folder)
+    archive.unlink()
+    return folder
