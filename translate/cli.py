@@ -68,9 +68,13 @@ def main(
 
 @app.command()
 def fit(
-    target: Annotated[str, typer.Argument(
-        help="What to train on: a preset (shapes, horse2zebra, ...), a built-in dataset, a folder with "
-             "trainA/ and trainB/, or a YAML config file.", show_default=False)],
+    target: Annotated[Optional[str], typer.Argument(
+        help="What to train on: a preset (shapes, horse2zebra, ...), a built-in or catalog dataset (downloaded "
+             "on first use), a folder with trainA/ and trainB/, or a YAML config file.", show_default=False)] = None,
+    dir_a: Annotated[Optional[str], typer.Option("--a", help="A folder of domain-A images (with --b).")] = None,
+    dir_b: Annotated[Optional[str], typer.Option("--b", help="A folder of domain-B images (with --a).")] = None,
+    init: Annotated[Optional[str], typer.Option(
+        "--init", help="Fine-tune: start from this checkpoint's weights (fresh optimizer and schedule).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (replaces the preset).")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option(
         "--set", "-s", help="Override one config key, e.g. --set losses.lambda_cycle=5 (repeatable).")] = None,
@@ -102,7 +106,7 @@ def fit(
         "data.batch_size": batch_size, "train.accelerator": accelerator, "train.devices": devices,
         "train.num_nodes": num_nodes, "train.precision": precision, "train.seed": seed,
         "data.root": data_root, "train.out_dir": out_dir, "losses.adversarial": adversarial,
-        "model.name": model,
+        "model.name": model, "data.dir_a": dir_a, "data.dir_b": dir_b, "train.init": init,
     }
     flags["data.image_size"] = image_size  # config.resolve keeps the recipe's resize ratio
     with user_errors():

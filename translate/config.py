@@ -83,6 +83,9 @@ class OptimConfig:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "shapes"  # built-in name, catalog name or a folder with trainA/ and trainB/
+    dir_a: str = ""  # two plain folders of images instead of a dataset (translate fit --a DIR --b DIR)
+    dir_b: str = ""
+    holdout: float = 0.05  # share of a domain's images kept out of training when it has no test folder
     root: str = "datasets"  # where named datasets live (and are generated or downloaded)
     load_size: int = 286
     crop_size: int = 256
@@ -108,6 +111,7 @@ class TrainConfig:
     log_every_n_steps: int = 50
     channels_last: bool = True  # on CUDA only
     compile: bool = False
+    init: str = ""  # fine-tuning: start from this checkpoint's weights (fresh optimizer and schedule)
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,8 @@ def read_preset(name: str) -> dict[str, Any]:
 
 
 # What a preset keeps when --model switches to another model: its data and its run settings.
-_KEPT_ON_MODEL_SWITCH = {"data": ("dataset", "root", "num_workers", "n_samples"), "train": None}
+_KEPT_ON_MODEL_SWITCH = {"data": ("dataset", "dir_a", "dir_b", "holdout", "root", "num_workers", "n_samples"),
+                         "train": None}
 
 
 def _model_name(*layers: dict[str, Any]) -> str | None:
@@ -400,6 +405,10 @@ def validate(cfg: Config) -> None:
     for key in ("fm_weight", "recon_rate", "recon_rate_start"):
         if not 0.0 <= getattr(cfg.losses, key) <= 1.0:
             raise ConfigError(f"losses.{key} must be in [0, 1], got {getattr(cfg.losses, key)}")
+    if not 0.0 <= cfg.data.holdout < 1.0:
+        raise ConfigError(f"data.holdout must be in [0, 1), got {cfg.data.holdout}")
+    if bool(cfg.data.dir_a) != bool(cfg.data.dir_b):
+        raise ConfigError("give both data.dir_a and data.dir_b (--a DIR --b DIR), or neither")
     if cfg.model.discriminator.arch == "discogan" and cfg.data.crop_size < 64:
         raise ConfigError(f"the discogan discriminator needs images of at least 64 px; data.crop_size is "
                           f"{cfg.data.crop_size} (DiscoGAN works at 64: --image-size 64)")

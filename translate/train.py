@@ -23,10 +23,13 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from translate.callbacks import SampleGrids
 from translate.checkpoint import check_block, load_checkpoint
+from translate.data.unpaired import scan_domain
+from translate.errors import CheckpointError
 from translate.config import Config, ConfigError, preset_names, read_preset, read_yaml, resolve
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, resolve_dataset
 from translate.models import MODELS
+from translate.models.base import TranslationModel
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,16 @@ class FitResult:
     is_global_zero: bool = True
 
 
-def base_for(target: str) -> tuple[dict[str, Any], str]:
-    """The config dict TARGET stands for, and the run name it suggests."""
+def base_for(target: str | None, flags: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    """The config dict TARGET stands for, and the run name it suggests (two folders: --a/--b)."""
+    flags = flags or {}
+    if target is None:
+        a, b = flags.get("data.dir_a"), flags.get("data.dir_b")
+        if bool(a) != bool(b):
+            raise ConfigError("give both --a DIR and --b DIR (one folder per domain)")
+        if not (a and b):
+            raise ConfigError("give a TARGET (preset, dataset, folder or YAML file), or two folders: --a DIR --b DIR")
+        return {}, f"{Path(a).resolve().name}2{Path(b).resolve().name}"
     path = Path(target).expanduser()
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return read_yaml(path), path.stem
@@ -80,7 +91,7 @@ def _free_run_dir(out_dir: Path, name: str) -> Path:
 def prepare(target: str, config_file: str | None = None, overrides: list[str] | None = None,
             flags: dict[str, Any] | None = None, resume: bool = False) -> tuple[Config, Path, Path | None]:
     """Resolve the config and the run folder (and the checkpoint to resume from) without training."""
-    base, name = base_for(target)
+    base, name = base_for(target, flags)
     if config_file:
         base = read_yaml(config_file)
     cfg = resolve(base, overrides, flags)
@@ -163,6 +174,8 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> FitResul
     """Train `cfg` into `run_dir`, continuing from `resume_from` when given."""
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     model = MODELS[cfg.model.name](cfg)
+    if cfg.train.init and resume_from is None:  # fine-tuning; a resumed run has its own weights
+        load_init(model, cfg.train.init)
     data = UnpairedDataModule(cfg.data, seed=cfg.train.seed)
     trainer = build_trainer(cfg, run_dir)
     if trainer.is_global_zero:
@@ -190,5 +203,27 @@ def run_fit(target: str, config_file: str | None = None, overrides: list[str] | 
     cfg, run_dir, ckpt = prepare(target, config_file, overrides, flags, resume)
     if dry_run:
         return cfg, run_dir, None
-    resolve_dataset(cfg.data.dataset, cfg.data.root)  # fail on a bad folder before building anything
+    # Fail on a bad folder or an incompatible --init checkpoint before building anything.
+    if cfg.data.dir_a:
+        for folder in (cfg.data.dir_a, cfg.data.dir_b):
+            scan_domain(Path(folder))
+    else:
+        resolve_dataset(cfg.data.dataset, cfg.data.root)
     return cfg, run_dir, fit(cfg, run_dir, resume_from=ckpt)
+
+
+def load_init(model: TranslationModel, path: str | Path) -> None:
+    """Fine-tuning: copy every net's weights from checkpoint `path` into `model`, after checking it is the
+    same model with the same architectures; optimizer, schedule and pools start fresh."""
+    checkpoint = load_checkpoint(path)
+    block = checkpoint["translate"]
+    if block["model"] != model.name:
+        raise CheckpointError(f"--init {path}: a {block['model']} checkpoint cannot initialise a {model.name} "
+                              f"model (use --model {block['model']})")
+    for attr, spec in model.net_specs.items():
+        theirs = block["nets"].get(attr)
+        if theirs is None or (theirs["arch"], theirs["kwargs"]) != (spec["arch"], spec["kwargs"]):
+            got = "missing" if theirs is None else f"{theirs['arch']} {theirs['kwargs']}"
+            raise CheckpointError(f"--init {path}: net '{attr}' is {got}, this run builds {spec['arch']} "
+                                  f"{spec['kwargs']}; the architecture must match (same model.* settings)")
+    model.load_state_dict(checkpoint["state_dict"], strict=True)

@@ -47,11 +47,13 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def load_samples(folder: Path, n: int, size: int) -> torch.Tensor:
-    """The first `n` readable images of `folder`, resized for sample grids: uint8 [n,3,size,size]."""
+def load_samples(source: Path | list[Path], n: int, size: int) -> torch.Tensor:
+    """The first `n` readable images of a folder (or of a list of files), resized for sample grids:
+    uint8 [n,3,size,size]."""
     transform = eval_transform(size)
     images = []
-    for path in list_images(folder):  # only the files needed, not a header scan of the whole folder
+    files = source if isinstance(source, list) else list_images(source)
+    for path in files:  # only the files needed, not a header scan of the whole folder
         if len(images) == n:
             break
         try:
@@ -70,17 +72,39 @@ class UnpairedDataModule(pl.LightningDataModule):
         self.train_set: UnpairedDataset | None = None
 
     def prepare_data(self) -> None:
-        # Runs once per node before setup(): generation of built-in data happens here, not on every rank.
-        resolve_dataset(self.cfg.dataset, self.cfg.root)
+        # Runs once per node before setup(): generation or download of data happens here, not on every rank.
+        if not self.cfg.dir_a:
+            resolve_dataset(self.cfg.dataset, self.cfg.root)
+
+    def domain_folders(self) -> dict[str, Path | None]:
+        """trainA/trainB/testA/testB folders (a test entry is None when the dataset has no such images)."""
+        if self.cfg.dir_a:
+            return {"trainA": Path(self.cfg.dir_a), "trainB": Path(self.cfg.dir_b), "testA": None, "testB": None}
+        root = resolve_dataset(self.cfg.dataset, self.cfg.root)
+        folders: dict[str, Path | None] = {split: root / split for split in ("trainA", "trainB", "testA", "testB")}
+        for split in ("testA", "testB"):
+            folder = folders[split]
+            if not folder.is_dir() or not list_images(folder):
+                folders[split] = None
+        return folders
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        self.root = resolve_dataset(self.cfg.dataset, self.cfg.root)
-        self.train_set = UnpairedDataset(self.root / "trainA", self.root / "trainB",
-                                         train_transform(self.cfg.load_size, self.cfg.crop_size, self.cfg.flip))
+        self.folders = self.domain_folders()
+        self.root = self.folders["trainA"].parent
+        # A domain without test images lends a seeded share of its training images (never trained on).
+        self.train_set = UnpairedDataset(
+            self.folders["trainA"], self.folders["trainB"],
+            train_transform(self.cfg.load_size, self.cfg.crop_size, self.cfg.flip),
+            holdout_a=self.cfg.holdout if self.folders["testA"] is None else 0.0,
+            holdout_b=self.cfg.holdout if self.folders["testB"] is None else 0.0, seed=self.seed)
         if self.train_set.skipped:
             log.warning("%d unreadable training image(s) will be skipped", len(self.train_set.skipped))
+        for domain, held in (("A", self.train_set.held_a), ("B", self.train_set.held_b)):
+            if held:
+                log.info("domain %s has no test folder: %d of its images are held out for samples and "
+                         "evaluation (data.holdout=%g, seed %d)", domain, len(held), self.cfg.holdout, self.seed)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "setup() first"
@@ -97,12 +121,12 @@ class UnpairedDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0, drop_last=False)
 
     def sample_images(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fixed test images of each domain (train images when there is no test split) for grids."""
-        assert self.root is not None, "setup() first"
+        """Fixed test images of each domain for grids: the test folder, else the held-out images, else
+        training images."""
+        assert self.train_set is not None, "setup() first"
         out = []
-        for domain in ("A", "B"):
-            folder = self.root / f"test{domain}"
-            if not folder.is_dir() or not any(folder.iterdir()):
-                folder = self.root / f"train{domain}"
-            out.append(load_samples(folder, self.cfg.n_samples, self.cfg.crop_size))
+        for domain, held, train in (("A", self.train_set.held_a, self.train_set.files_a),
+                                    ("B", self.train_set.held_b, self.train_set.files_b)):
+            source = self.folders[f"test{domain}"] or held or train
+            out.append(load_samples(source, self.cfg.n_samples, self.cfg.crop_size))
         return out[0], out[1]

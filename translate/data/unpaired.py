@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import albumentations as A
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -60,12 +61,25 @@ def scan_domain(folder: Path) -> tuple[list[Path], list[DataError]]:
     return good, bad
 
 
+def split_holdout(files: list[Path], share: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """(kept for training, held out) with round(share * n) files held out (at least 1, never all), chosen by
+    `seed`; both lists keep the files' order. The files are not moved: the split is recomputed from the seed."""
+    if share <= 0 or len(files) < 2:
+        return list(files), []
+    n_held = min(len(files) - 1, max(1, round(share * len(files))))
+    held = set(np.random.default_rng(seed).permutation(len(files))[:n_held].tolist())
+    return ([f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held])
+
+
 class UnpairedDataset(Dataset):
     """Yields ``{"A": uint8 [3,H,W], "B": uint8 [3,H,W]}`` for keys from :class:`UnpairedSampler`."""
 
-    def __init__(self, dir_a: str | Path, dir_b: str | Path, transform: A.Compose) -> None:
+    def __init__(self, dir_a: str | Path, dir_b: str | Path, transform: A.Compose, holdout_a: float = 0.0,
+                 holdout_b: float = 0.0, seed: int = 0) -> None:
         self.files_a, bad_a = scan_domain(Path(dir_a))
         self.files_b, bad_b = scan_domain(Path(dir_b))
+        self.files_a, self.held_a = split_holdout(self.files_a, holdout_a, seed)
+        self.files_b, self.held_b = split_holdout(self.files_b, holdout_b, seed + 1)
         self.skipped: list[DataError] = bad_a + bad_b
         self.transform = transform
 

@@ -1,0 +1,88 @@
+"""Users' own folders: unequal domains, broken files, no test split (held out), --a/--b, --init fine-tuning."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from conftest import TINY, make_domain
+from translate.cli import app
+from translate.config import merge, resolve
+from translate.data.unpaired import split_holdout
+from translate.errors import CheckpointError
+from translate.models import MODELS
+from translate.train import load_init
+
+runner = CliRunner()
+TINY_FLAGS = ["--set", "model.generator.ngf=4", "--set", "model.generator.n_blocks=1", "--set",
+              "model.discriminator.ndf=4", "--set", "model.discriminator.n_layers=2", "--set", "data.num_workers=0",
+              "--image-size", "32", "--out-dir", "runs", "--set", "train.sample_every_n_steps=1"]
+
+
+def test_split_holdout_is_seeded_disjoint_and_never_takes_everything():
+    files = [Path(f"{i:03d}.png") for i in range(40)]
+    kept, held = split_holdout(files, 0.1, seed=3)
+    assert len(held) == 4 and set(kept).isdisjoint(held) and sorted(kept + held) == files
+    assert split_holdout(files, 0.1, seed=3) == (kept, held) and split_holdout(files, 0.1, seed=4)[1] != held
+    assert split_holdout(files[:3], 0.01, 0)[1] and len(split_holdout(files[:2], 0.9, 0)[0]) == 1
+    assert split_holdout(files[:1], 0.5, 0) == (files[:1], []) and split_holdout(files, 0.0, 0) == (files, [])
+
+
+def test_messy_folder_trains_reports_skipped_files_and_holds_out_test_images(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "mine"
+    make_domain(data / "trainA", 9, seed=0)
+    make_domain(data / "trainB", 3, seed=1)  # unequal domains
+    (data / "trainA" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    (data / "trainB" / "empty.png").write_bytes(b"")
+    with caplog.at_level(logging.INFO):
+        result = runner.invoke(app, ["fit", str(data), "--max-steps", "2", *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    messages = "\n".join(r.getMessage() for r in caplog.records)
+    assert "broken.jpg" in messages and "empty.png" in messages  # skipped, and said so
+    assert "domain A has no test folder: 1 of its images are held out" in messages
+    assert (tmp_path / "runs" / "mine" / "samples" / "latest.png").is_file()
+
+
+def test_two_plain_folders_with_a_and_b(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_domain(tmp_path / "horses", 3, seed=0)
+    make_domain(tmp_path / "zebras", 4, seed=1)
+    result = runner.invoke(app, ["fit", "--a", "horses", "--b", "zebras", "--max-steps", "1", *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    cfg = yaml.safe_load((tmp_path / "runs" / "horses2zebras" / "config.yaml").read_text())
+    assert (cfg["data"]["dir_a"], cfg["data"]["dir_b"]) == ("horses", "zebras")
+    result = runner.invoke(app, ["fit", "--a", "horses", "--max-steps", "1", *TINY_FLAGS])
+    assert result.exit_code != 0 and "give both" in result.output
+    result = runner.invoke(app, ["fit", "--a", "horses", "--b", "nowhere", *TINY_FLAGS])
+    assert result.exit_code != 0 and "nowhere" in result.output and "Traceback" not in result.output
+
+
+def test_init_fine_tunes_from_a_checkpoint_and_checks_the_architecture(tiny_config: Path, tmp_path: Path):
+    base = runner.invoke(app, ["fit", str(tiny_config), "--name", "base", "--max-steps", "2"])
+    assert base.exit_code == 0, base.output
+    ckpt = tmp_path / "runs" / "base" / "last.ckpt"
+    cfg = resolve(merge(TINY, {"train": {"seed": 123}}))
+    model = MODELS["cyclegan"](cfg)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    assert not all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    load_init(model, ckpt)
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())  # every net's weights
+
+    tuned = runner.invoke(app, ["fit", str(tiny_config), "--name", "tuned", "--max-steps", "1", "--init", str(ckpt)])
+    assert tuned.exit_code == 0, tuned.output
+    after = torch.load(tmp_path / "runs" / "tuned" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert after["optimizer_states"][0]["state"][0]["step"] == 1  # a fresh optimizer, not the base run's
+    assert after["translate"]["config"]["train"]["init"] == str(ckpt)
+
+    wrong = runner.invoke(app, ["fit", str(tiny_config), "--name", "w", "--init", str(ckpt),
+                                "--set", "model.generator.ngf=8"])
+    assert wrong.exit_code != 0 and "architecture must match" in wrong.output
+    with pytest.raises(CheckpointError, match="cannot initialise a discogan"):
+        load_init(MODELS["discogan"](resolve({"model": {"name": "discogan", "generator": {"ngf": 4},
+                                                        "discriminator": {"ndf": 4}}})), ckpt)
