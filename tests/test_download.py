@@ -248,3 +248,16 @@ def test_fit_downloads_a_catalog_dataset_and_offline_explains(server, tmp_path: 
     assert result.exit_code != 0 and "Download http://127.0.0.1:9/offline/maps.zip by hand" in result.output
     result = runner.invoke(app, ["datasets", "download", "celeba"])
     assert result.exit_code != 0 and "list_attr_celeba.txt" in result.output
+
+
+def test_download_refuses_when_the_disk_is_too_small(server, tmp_path: Path, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    root, url = server
+    make_zip(root / "mini.zip", DATASET)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
+    with pytest.raises(DownloadError, match="not enough disk space"):
+        download(f"{url}/mini.zip", tmp_path / "mini.zip", retries=0)
+    assert not (tmp_path / "mini.zip").exists()

@@ -74,6 +74,8 @@ def _fetch(url: str, part: Path, timeout: float, progress: Progress | None) -> N
             have = 0
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
+        if length and length.isdigit():  # the server says how much is coming: check it fits
+            check_free_space(part.parent, int(length), part.name)
         with part.open("ab" if have else "wb") as out:
             done = have
             while True:
@@ -112,8 +114,9 @@ def download(url: str, dest: str | Path, size: int | None = None, sha256: str | 
             last_error = exc
     else:
         reason = getattr(last_error, "reason", None) or last_error
-        raise DownloadError(f"cannot download {url} after {retries + 1} attempts ({reason}); the partial file "
-                            f"{part} is kept and the next try resumes it") from None
+        kept = (f"; the partial file {part} is kept and the next try resumes it"
+                if part.exists() and part.stat().st_size else "")
+        raise DownloadError(f"cannot download {url} after {retries + 1} attempts ({reason}){kept}") from None
     got = part.stat().st_size
     if size is not None and got != size:
         part.unlink()
