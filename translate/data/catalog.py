@@ -115,7 +115,7 @@ def prepare(name: str, root: str | Path, mirror: str | None = None, progress=Non
         raise DataError(folder, f"{name} can't be downloaded automatically: {entry.instructions.replace('DATASETS', str(root))}")
     url = entry.url(mirror)
     archive = root / ".downloads" / entry.archive
-    log(f"downloading {name} from {url}")
+    log(f"unpacking {archive}" if archive.exists() else f"downloading {name} from {url}")
     try:
         download(url, archive, progress=progress)
     except DownloadError as exc:
