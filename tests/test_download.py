@@ -261,3 +261,31 @@ def test_download_refuses_when_the_disk_is_too_small(server, tmp_path: Path, mon
     with pytest.raises(DownloadError, match="not enough disk space"):
         download(f"{url}/mini.zip", tmp_path / "mini.zip", retries=0)
     assert not (tmp_path / "mini.zip").exists()
+
+
+def test_celeba_is_split_by_any_attribute_without_copying(tmp_path: Path):
+    from translate.data.catalog import prepare
+    from translate.errors import DataError
+
+    root = tmp_path / "datasets"
+    images = root / "celeba" / "img_align_celeba"
+    images.mkdir(parents=True)
+    rows = {"000001.jpg": (1, -1), "000002.jpg": (-1, 1), "000003.jpg": (1, 1), "000004.jpg": (-1, -1),
+            "000005.jpg": (1, -1)}
+    for name in list(rows)[:-1]:  # 000005.jpg is listed but missing
+        (images / name).write_bytes(png_bytes(8, 8, int(name[:6])))
+    text = f"{len(rows)}\nEyeglasses Smiling\n" + "".join(f"{n} {a:2d} {b:2d}\n" for n, (a, b) in rows.items())
+    (root / "celeba" / "list_attr_celeba.txt").write_text(text)
+    (root / "celeba" / "list_eval_partition.txt").write_text("000001.jpg 0\n000002.jpg 0\n000003.jpg 2\n000004.jpg 0\n")
+    messages = []
+    folder = prepare("celeba-Eyeglasses", root, log=messages.append)
+    assert sorted(p.name for p in (folder / "trainA").iterdir()) == ["000001.jpg"]
+    assert sorted(p.name for p in (folder / "testA").iterdir()) == ["000003.jpg"]
+    assert sorted(p.name for p in (folder / "trainB").iterdir()) == ["000002.jpg", "000004.jpg"]
+    assert (folder / "trainA" / "000001.jpg").is_symlink()
+    assert (folder / "trainA" / "000001.jpg").read_bytes() == (images / "000001.jpg").read_bytes()
+    assert "1 images listed" in messages[0]
+    with pytest.raises(DataError, match="did you mean Eyeglasses"):
+        prepare("celeba-Eyeglases", root)
+    with pytest.raises(DataError, match="img_align_celeba"):
+        prepare("celeba-Smiling", tmp_path / "elsewhere")

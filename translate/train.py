@@ -65,9 +65,9 @@ def base_for(target: str | None, flags: dict[str, Any] | None = None) -> tuple[d
         return read_yaml(path), path.stem
     if target in preset_names():
         return read_preset(target), target
-    from translate.data.catalog import CATALOG
+    from translate.data.catalog import CATALOG, CELEBA_PREFIX
 
-    if is_builtin(target) or path.is_dir() or target in CATALOG:  # catalog sets download on first use
+    if is_builtin(target) or path.is_dir() or target in CATALOG or target.startswith(CELEBA_PREFIX):  # catalog sets download on first use
         return {"data": {"dataset": target}}, path.name or "run"
     raise ConfigError(
         f"'{target}' is not a preset ({', '.join(preset_names())}), a built-in or catalog dataset "

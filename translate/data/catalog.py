@@ -11,6 +11,7 @@ terms need the user's own agreement), so the catalog prints what to place where.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,9 @@ CATALOG: dict[str, Entry] = {e.name: e for e in [
     Entry("celeba", "discogan, genegan", "faces with <-> without an attribute", "manual",
           "CelebA: non-commercial research only; download it yourself after accepting its terms",
           instructions="put the aligned crops in DATASETS/celeba/img_align_celeba/ and the attribute list in "
-                       "DATASETS/celeba/list_attr_celeba.txt (from mmlab.ie.cuhk.edu.hk/projects/CelebA.html)"),
+                       "DATASETS/celeba/list_attr_celeba.txt (list_eval_partition.txt optional), from "
+                       "mmlab.ie.cuhk.edu.hk/projects/CelebA.html; then use the dataset celeba-ATTRIBUTE, e.g. "
+                       "translate fit celeba-Eyeglasses (A: with the attribute, B: without)"),
     Entry("cityscapes", "cyclegan", "street photos <-> semantic labels", "manual",
           "Cityscapes: registration and licence at cityscapes-dataset.com; no redistribution",
           instructions="after registering, download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip from "
@@ -102,12 +105,81 @@ def _split_pairs(folder: Path, log=print) -> None:
             log(f"{source}: {skipped} unreadable images skipped")
 
 
+CELEBA_PREFIX = "celeba-"
+
+
+def read_celeba_attributes(path: Path) -> tuple[list[str], dict[str, list[int]]]:
+    """CelebA's list_attr_celeba.txt: (attribute names, {image file: [+1/-1 per attribute]})."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        names = lines[1].split()
+        table = {}
+        for number, line in enumerate(lines[2:], start=3):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != len(names) + 1:
+                raise ValueError(f"line {number} has {len(parts) - 1} values for {len(names)} attributes")
+            table[parts[0]] = [int(v) for v in parts[1:]]
+    except (OSError, IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"not a CelebA attribute list ({exc})") from None
+    return names, table
+
+
+def prepare_celeba(attribute: str, root: str | Path, log=print) -> Path:
+    """`root/celeba-ATTRIBUTE` with trainA (faces with the attribute) and trainB (without), as symbolic links
+    to the user-placed `root/celeba/img_align_celeba/*` images; CelebA's own test partition
+    (list_eval_partition.txt, if present) becomes testA/testB. Nothing is copied or moved."""
+    root = Path(root)
+    source = root / "celeba"
+    images, attrs = source / "img_align_celeba", source / "list_attr_celeba.txt"
+    if not (images.is_dir() and attrs.is_file()):
+        raise DataError(source, CATALOG["celeba"].instructions.replace("DATASETS", str(root)))
+    names, table = read_celeba_attributes(attrs)
+    if attribute not in names:
+        import difflib
+
+        close = difflib.get_close_matches(attribute, names, n=3)
+        raise DataError(attrs, f"no attribute '{attribute}'" + (f"; did you mean {', '.join(close)}?" if close else "")
+                        + f" (attributes: {', '.join(names)})")
+    column = names.index(attribute)
+    partition: dict[str, int] = {}
+    if (source / "list_eval_partition.txt").is_file():
+        for line in (source / "list_eval_partition.txt").read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                partition[parts[0]] = int(parts[1])
+    folder = root / f"{CELEBA_PREFIX}{attribute}"
+    staging = root / f".{folder.name}.preparing"
+    if staging.exists():
+        shutil.rmtree(staging)
+    missing = 0
+    for file, values in table.items():
+        image = images / file
+        if not image.is_file():
+            missing += 1
+            continue
+        split = "test" if partition.get(file) == 2 else "train"
+        target = staging / f"{split}{'A' if values[column] == 1 else 'B'}" / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(os.path.relpath(image, target.parent))
+    if not ((staging / "trainA").is_dir() and (staging / "trainB").is_dir()):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(images, f"no images found for both values of {attribute} ({missing} listed files missing)")
+    if missing:
+        log(f"{missing} images listed in {attrs.name} are missing from {images} and were left out")
+    os.replace(staging, folder)
+    return folder
+
+
 def prepare(name: str, root: str | Path, mirror: str | None = None, progress=None, log=print) -> Path:
     """The dataset folder `root/name` with trainA/trainB, downloading and unpacking it if needed."""
     root = Path(root)
     folder = root / name
     if (folder / "trainA").is_dir() and (folder / "trainB").is_dir():
         return folder
+    if name.startswith(CELEBA_PREFIX):
+        return prepare_celeba(name[len(CELEBA_PREFIX):], root, log)
     entry = CATALOG.get(name)
     if entry is None:
         raise DataError(folder, f"not in the catalog ({', '.join(CATALOG)}) and not found")
@@ -124,8 +196,6 @@ def prepare(name: str, root: str | Path, mirror: str | None = None, progress=Non
                             f"{MIRROR_ENV}=https://mirror/path") from None
     staging = root / f".{name}.unpacked"
     if staging.exists():
-        import shutil
-
         shutil.rmtree(staging)
     extract(archive, staging)
     if entry.source == "pix2pix":

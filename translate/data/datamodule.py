@@ -23,14 +23,14 @@ log = logging.getLogger(__name__)
 def resolve_dataset(dataset: str, root: str | Path) -> Path:
     """A built-in name (generated on first use), a folder, a dataset under `root`, or a catalog name
     (downloaded and unpacked on first use, see catalog.py)."""
-    from translate.data.catalog import CATALOG, prepare
+    from translate.data.catalog import CATALOG, CELEBA_PREFIX, prepare
 
     if is_builtin(dataset):
         return ensure_builtin(dataset, root)
     path = Path(dataset).expanduser()
     if not path.exists() and not path.is_absolute() and (Path(root) / dataset).exists():
         path = Path(root) / dataset
-    if dataset in CATALOG and not (path / "trainA").is_dir():
+    if (dataset in CATALOG or dataset.startswith(CELEBA_PREFIX)) and not (path / "trainA").is_dir():
         return prepare(dataset, root, log=log.info)
     if not path.exists():
         raise DataError(path, f"dataset not found: give a built-in name ({', '.join(BUILTIN_DATASETS)}), a "
