@@ -206,13 +206,14 @@ def test_catalog_prepare_downloads_from_a_mirror_and_splits_paired_images(server
     www, url = server
     make_zip(www / "horse2zebra.zip", {f"horse2zebra/{s}/{i}.png": png_bytes(8, 8, i)
                                        for s in ("trainA", "trainB", "testA") for i in range(2)})
-    with tarfile.open(www / "edges2shoes.tar.gz", "w:gz") as tf:
-        for split, n in (("train", 3), ("val", 1)):
-            for i in range(n):
-                data = png_bytes(16, 8, i)  # [edges | photo], 8x8 each
-                info = tarfile.TarInfo(f"edges2shoes/{split}/{i}_AB.jpg")
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
+    for pairs in ("edges2shoes", "edges2handbags"):
+        with tarfile.open(www / f"{pairs}.tar.gz", "w:gz") as tf:
+            for split, n in (("train", 3), ("val", 1)):
+                for i in range(n):
+                    data = png_bytes(16, 8, i)  # [edges | photo], 8x8 each
+                    info = tarfile.TarInfo(f"{pairs}/{split}/{i}_AB.jpg")
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
     monkeypatch.setenv(MIRROR_ENV, url)
     root = tmp_path / "datasets"
     folder = prepare("horse2zebra", root, log=lambda msg: None)
@@ -224,6 +225,9 @@ def test_catalog_prepare_downloads_from_a_mirror_and_splits_paired_images(server
 
     assert len(list((shoes / "trainA").iterdir())) == 3 and len(list((shoes / "testB").iterdir())) == 1
     assert Image.open(shoes / "trainA" / "0_AB.png").size == (8, 8)  # the left half
+    both = prepare("handbags2shoes", root, log=lambda msg: None)  # DiscoGAN's photo <-> photo pair
+    assert (both / "trainA" / "0_AB.png").resolve() == (root / "edges2handbags" / "trainB" / "0_AB.png").resolve()
+    assert (both / "testB" / "0_AB.png").resolve() == (shoes / "testB" / "0_AB.png").resolve()
 
 
 def test_fit_downloads_a_catalog_dataset_and_offline_explains(server, tmp_path: Path, monkeypatch):

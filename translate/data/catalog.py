@@ -63,6 +63,8 @@ CATALOG: dict[str, Entry] = {e.name: e for e in [
           "research use; UT Zappos50K (see the pix2pix repository)", archive="edges2shoes.tar.gz"),
     Entry("edges2handbags", "discogan", "handbag edges <-> handbag photos (halves of paired images)", "pix2pix",
           "research use; iGAN handbags (see the pix2pix repository)", archive="edges2handbags.tar.gz"),
+    Entry("handbags2shoes", "discogan", "handbag photos <-> shoe photos (the photo halves of the two sets above)",
+          "derived", "as edges2handbags and edges2shoes"),
     Entry("celeba", "discogan, genegan", "faces with <-> without an attribute", "manual",
           "CelebA: non-commercial research only; download it yourself after accepting its terms",
           instructions="put the aligned crops in DATASETS/celeba/img_align_celeba/ and the attribute list in "
@@ -172,6 +174,25 @@ def prepare_celeba(attribute: str, root: str | Path, log=print) -> Path:
     return folder
 
 
+def _handbags2shoes(root: Path, mirror: str | None, progress, log) -> Path:
+    """DiscoGAN's handbags <-> shoes: A = edges2handbags' photo halves, B = edges2shoes' (symbolic links)."""
+    bags, shoes = (prepare(n, root, mirror, progress, log) for n in ("edges2handbags", "edges2shoes"))
+    folder = root / "handbags2shoes"
+    staging = root / ".handbags2shoes.preparing"
+    shutil.rmtree(staging, ignore_errors=True)
+    for split in ("train", "test"):
+        for domain, source in (("A", bags), ("B", shoes)):
+            photos = source / f"{split}B"
+            if not photos.is_dir():
+                continue
+            target = staging / f"{split}{domain}"
+            target.mkdir(parents=True)
+            for image in list_images(photos):
+                (target / image.name).symlink_to(os.path.relpath(image, target))
+    os.replace(staging, folder)
+    return folder
+
+
 def prepare(name: str, root: str | Path, mirror: str | None = None, progress=None, log=print) -> Path:
     """The dataset folder `root/name` with trainA/trainB, downloading and unpacking it if needed."""
     root = Path(root)
@@ -181,6 +202,8 @@ def prepare(name: str, root: str | Path, mirror: str | None = None, progress=Non
     if name.startswith(CELEBA_PREFIX):
         return prepare_celeba(name[len(CELEBA_PREFIX):], root, log)
     entry = CATALOG.get(name)
+    if entry is not None and entry.source == "derived":
+        return _handbags2shoes(root, mirror, progress, log)
     if entry is None:
         raise DataError(folder, f"not in the catalog ({', '.join(CATALOG)}) and not found")
     if entry.source == "manual":
