@@ -169,3 +169,43 @@ def test_n_critic_steps_the_generators_every_nth_batch(tiny_config: Path, tmp_pa
     assert ckpt["optimizer_states"][0]["state"][0]["step"] == 2
     assert ckpt["optimizer_states"][1]["state"][0]["step"] == 4
     assert ckpt["translate"]["state"]["pool_a"]["images"].numel() == 0  # no pool for a Wasserstein critic
+
+
+def test_sigterm_finishes_the_batch_writes_a_checkpoint_and_resume_continues(tiny_config: Path, tmp_path: Path):
+    """A preempted job (SIGTERM) stops after the current batch with last.ckpt written; --resume goes on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
+    proc = subprocess.Popen([sys.executable, "-m", "translate.cli", "fit", str(tiny_config), "--name", "pre",
+                             "--max-epochs", "500"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    samples = tmp_path / "runs" / "pre" / "samples"
+    deadline = time.time() + 120
+    while not list(samples.glob("step_*.png")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # training is under way once the first sample grid exists
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM" in err
+    ckpt = torch.load(tmp_path / "runs" / "pre" / "last.ckpt", map_location="cpu", weights_only=True)
+    steps = ckpt["global_step"]
+    assert 0 < steps < 500 * 4 * 2
+    resumed = run("fit", str(tiny_config), "--name", "pre", "--resume", "--max-steps", str(steps // 2 + 2))
+    assert resumed.exit_code == 0, resumed.output
+    after = torch.load(tmp_path / "runs" / "pre" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert after["global_step"] > steps
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_config: Path, tmp_path: Path):
+    assert run("fit", str(tiny_config), "--name", "nan", "--max-epochs", "1").exit_code == 0
+    ckpt = tmp_path / "runs" / "nan" / "last.ckpt"
+    good = ckpt.read_bytes()
+    result = runner.invoke(app, ["fit", str(tiny_config), "--name", "nan", "--resume", "--max-epochs", "3",
+                                 "--set", "optim.lr=1e30"])
+    assert result.exit_code != 0 and "NaN or infinite" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert ckpt.read_bytes() == good  # the broken weights were never saved

@@ -1,7 +1,10 @@
-"""Lightning callbacks built by train.py: sample grids written as PNG files and to the logger."""
+"""Lightning callbacks built by train.py: sample grids (PNG files and the logger) and graceful stops."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -60,3 +63,43 @@ class SampleGrids(pl.Callback):
                 logger.experiment.add_image("samples", grid, global_step=step)
         self.last_written = step
         return path
+
+
+log = logging.getLogger(__name__)
+
+
+class GracefulStop(pl.Callback):
+    """SIGTERM (a preempted job) or Ctrl-C finishes the current batch, then stops like --max-steps does:
+    the epoch ends early and ``last.ckpt`` is written, so ``--resume`` continues from the step reached.
+    A second Ctrl-C aborts at once. ``received`` names the signal after a stop."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals can only be handled in the main thread
+
+        def handler(signum: int, frame: object) -> None:
+            if self.received is not None and signum == signal.SIGINT:
+                self._restore()
+                raise KeyboardInterrupt
+            self.received = signal.Signals(signum).name
+            trainer.should_stop = True
+            log.warning("%s: stopping after this batch and writing a checkpoint (Ctrl-C again aborts now)",
+                        self.received)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):  # replaces Lightning's SIGTERM handling, which saves nothing
+            self._previous[sig] = signal.signal(sig, handler)
+
+    def _restore(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()

@@ -122,6 +122,10 @@ def fit(
                f"({result.seconds / max(result.batches, 1):.3f} s/batch)")
     typer.echo(f"checkpoint: {result.checkpoint}")
     typer.echo(f"samples:    {result.samples}")
+    if result.stopped_by:
+        typer.echo(f"stopped by {result.stopped_by}; continue with: translate fit ... --name {result.run_dir.name} "
+                   "--resume", err=True)
+        raise typer.Exit(130 if result.stopped_by == "SIGINT" else 143)
 
 
 @app.command()

@@ -28,3 +28,7 @@ class DataError(TranslateError):
 
 class CheckpointError(TranslateError):
     """A checkpoint that is missing, corrupt, of another model or of an unknown format version."""
+
+
+class NonFiniteLoss(TranslateError):
+    """A loss became NaN or infinite; training stopped before a checkpoint could store the broken weights."""

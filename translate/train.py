@@ -21,7 +21,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from translate.callbacks import SampleGrids
+from translate.callbacks import GracefulStop, SampleGrids
 from translate.checkpoint import check_block, load_checkpoint
 from translate.data.unpaired import scan_domain
 from translate.errors import CheckpointError
@@ -48,6 +48,7 @@ class FitResult:
     batches: int
     seconds: float
     is_global_zero: bool = True
+    stopped_by: str | None = None  # "SIGTERM"/"SIGINT" when a signal ended the run early
 
 
 def base_for(target: str | None, flags: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
@@ -162,7 +163,7 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
         use_distributed_sampler=False,  # UnpairedSampler shards by rank itself, keeping resume exact
         logger=[TensorBoardLogger(logs, name="tensorboard", version=version, default_hp_metric=False),
                 CSVLogger(logs, name="csv", version=version)],
-        callbacks=[*checkpoints, SampleGrids(run_dir / "samples", t.sample_every_n_steps)],
+        callbacks=[*checkpoints, SampleGrids(run_dir / "samples", t.sample_every_n_steps), GracefulStop()],
         log_every_n_steps=t.log_every_n_steps,
         num_sanity_val_steps=0,
         limit_val_batches=0,
@@ -193,7 +194,8 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> FitResul
             os.environ.pop(RUN_DIR_ENV, None)
     seconds = time.perf_counter() - start
     return FitResult(run_dir=run_dir, checkpoint=run_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
-                     batches=model.batches_done, seconds=seconds, is_global_zero=trainer.is_global_zero)
+                     batches=model.batches_done, seconds=seconds, is_global_zero=trainer.is_global_zero,
+                     stopped_by=next((c.received for c in trainer.callbacks if isinstance(c, GracefulStop)), None))
 
 
 def run_fit(target: str, config_file: str | None = None, overrides: list[str] | None = None,

@@ -62,6 +62,7 @@ class TranslationModel(pl.LightningModule):
         self.save_hyperparameters(self.cfg.to_dict())
         self.automatic_optimization = False
         self.net_specs: dict[str, dict[str, Any]] = {}
+        self._nonfinite: Tensor | None = None
 
     # ----------------------------------------------------------------- nets
 
@@ -105,7 +106,7 @@ class TranslationModel(pl.LightningModule):
         optimizers = self.optimizers()
         for opt in optimizers if isinstance(optimizers, list) else [optimizers]:
             for group in opt.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                group["initial_lr"] = self.cfg.optim.lr  # the config's, also when a resume changed it
                 group["lr"] = group["initial_lr"] * factor
         self.log("lr_factor", factor, on_step=False, on_epoch=True, sync_dist=False)
 
@@ -118,6 +119,23 @@ class TranslationModel(pl.LightningModule):
         # train.max_steps counts batches; Lightning's max_steps counts optimizer steps, which vary per batch.
         if 0 < self.cfg.train.max_steps <= self.batches_done:
             self.trainer.should_stop = True
+        # NaN/inf check without a host sync per batch: the flag lives on the device and is read every
+        # log_every_n_steps batches, and always before a checkpoint can be written (epoch end, a stop).
+        epoch_end = batch_idx + 1 >= self.trainer.num_training_batches
+        if self._nonfinite is not None and (epoch_end or self.trainer.should_stop
+                                            or self.batches_done % self.cfg.train.log_every_n_steps == 0):
+            if bool(self._nonfinite):
+                from translate.errors import NonFiniteLoss
+
+                raise NonFiniteLoss(
+                    f"a loss became NaN or infinite by batch {self.batches_done} (epoch {self.current_epoch + 1}); "
+                    "training stopped, and last.ckpt still holds the last finished epoch. Try a lower optim.lr, "
+                    "--precision 32, or check the data")
+
+    def watch_finite(self, loss: Tensor) -> None:
+        """Remember (on the device) whether `loss` was ever NaN or infinite; see on_train_batch_end."""
+        bad = ~torch.isfinite(loss.detach())
+        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
 
     def log_terms(self, prefix: str, terms: dict[str, Tensor]) -> None:
         """Log each term of a loss dict as ``prefix/name`` (the dict is the list of logged terms)."""
@@ -165,6 +183,7 @@ class TranslationModel(pl.LightningModule):
     def step_generators(self, opt_g: Any, terms: dict[str, Tensor]) -> None:
         """One optimizer step on the sum of `terms` (computed inside ``toggled_optimizer(opt_g)``); logs."""
         g_loss = sum(terms.values())
+        self.watch_finite(g_loss)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
@@ -179,6 +198,7 @@ class TranslationModel(pl.LightningModule):
             d_b_terms = self.adversarial.discriminator_loss(self.d_b, real_b, fake_b,
                                                             batched=not has_batch_coupling(self.d_b))
             d_loss = d_a_terms["loss"] + d_b_terms["loss"]
+            self.watch_finite(d_loss)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
