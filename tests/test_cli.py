@@ -235,3 +235,19 @@ def test_ddp_on_two_cpu_processes_matches_one_process_on_the_same_global_batch(t
     for attr in ("g_ab", "g_ba", "d_a", "d_b"):
         with torch.no_grad():
             torch.testing.assert_close(load_net(a, attr)(x), load_net(b, attr)(x), rtol=1e-4, atol=1e-4, msg=attr)
+
+
+def test_externally_launched_ranks_share_the_run_name(tiny_config: Path, tmp_path: Path, monkeypatch):
+    """Under torchrun/srun every rank resolves the same folder; an existing run needs --resume or a new name."""
+    from translate.train import prepare
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    (tmp_path / "runs" / "r").mkdir(parents=True)
+    (tmp_path / "runs" / "r" / "config.yaml").write_text("rank 0 got here first")
+    _, run_dir, _ = prepare(str(tiny_config), flags={"train.run_name": "r"})
+    assert run_dir == tmp_path / "runs" / "r"  # not r-2: the ranks could not agree on a counter
+    (run_dir / "last.ckpt").write_bytes(b"a finished run")
+    with pytest.raises(Exception, match="pass a new --name, or --resume"):
+        prepare(str(tiny_config), flags={"train.run_name": "r"})
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert prepare(str(tiny_config), flags={"train.run_name": "r"})[1] == tmp_path / "runs" / "r-2"

@@ -78,10 +78,24 @@ def base_for(target: str | None, flags: dict[str, Any] | None = None) -> tuple[d
 RUN_DIR_ENV = "TRANSLATE_RUN_DIR"  # rank 0's run folder, inherited by the DDP processes it launches
 
 
+def external_launch() -> bool:
+    """True when torchrun or SLURM's srun started several processes of this command."""
+    if os.environ.get(RUN_DIR_ENV):
+        return False
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 or int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
+
+
 def _free_run_dir(out_dir: Path, name: str) -> Path:
     """`out_dir/name`, or `name-2`, `name-3`, ... so a new run never overwrites an old one."""
     if os.environ.get(RUN_DIR_ENV):  # a DDP rank re-running the command: rank 0 already chose
         return Path(os.environ[RUN_DIR_ENV])
+    if external_launch():
+        # torchrun/srun start every rank at once: they can't agree on "name-2", so the name is used as it
+        # is, and a finished run there is refused on every rank alike (no rank writes last.ckpt at start).
+        if (out_dir / name / "last.ckpt").exists():
+            raise ConfigError(f"{out_dir / name} already holds a run; under torchrun/srun pass a new --name, "
+                              "or --resume to continue it")
+        return out_dir / name
     candidate, n = out_dir / name, 1
     while candidate.exists() and any(candidate.iterdir()):
         n += 1
