@@ -176,7 +176,43 @@ class TranslationModel(pl.LightningModule):
         block = check_block(checkpoint, expect_model=self.name)
         self.load_extra_state(block["state"])
 
+    @torch.no_grad()
+    def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
+        """Rows of images in [-1, 1] for a sample grid; each row is [n,3,H,W]."""
+        raise NotImplementedError
+
     # ----------------------------------------------------------------- samples
+
+
+class TwoWayModel(TranslationModel):
+    """Models with generators g_ab (A->B) and g_ba (B->A) and discriminators d_a (judges A) and d_b (judges B),
+    built from ``model.generator`` / ``model.discriminator``: CycleGAN and DiscoGAN."""
+
+    def __init__(self, cfg: Config | dict[str, Any]) -> None:
+        super().__init__(cfg)
+        from translate.losses import build_adversarial, build_reconstruction
+        from translate.nets import DISCRIMINATORS, GENERATORS, constructor_kwargs
+
+        m, w = self.cfg.model, self.cfg.losses
+        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
+        self.reconstruction = build_reconstruction(w.reconstruction)
+        self.n_critic = w.n_critic  # config.py fills 0 ("the objective's") with the objective's default
+        g_kwargs = constructor_kwargs(GENERATORS[m.generator.arch], vars(m.generator))
+        # spectral_norm is turned on by config.py for objectives that need it (hinge)
+        d_kwargs = constructor_kwargs(DISCRIMINATORS[m.discriminator.arch], {"in_channels": 3, **vars(m.discriminator)})
+        self.add_net("g_ab", "generator", m.generator.arch, **g_kwargs)  # A -> B
+        self.add_net("g_ba", "generator", m.generator.arch, **g_kwargs)  # B -> A
+        self.add_net("d_a", "discriminator", m.discriminator.arch, **d_kwargs)  # judges domain-A images
+        self.add_net("d_b", "discriminator", m.discriminator.arch, **d_kwargs)  # judges domain-B images
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        kind = self.adversarial.optimizer
+        opt_g = self.make_optimizer(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), kind)
+        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind)
+        return [opt_g, opt_d]
+
+    def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
+        return self.g_ab(x) if direction == "AtoB" else self.g_ba(x)
 
     # ----------------------------------------------------------------- steps shared by the two-way models
 
@@ -209,7 +245,7 @@ class TranslationModel(pl.LightningModule):
 
     @torch.no_grad()
     def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
-        """Rows of images in [-1, 1] for a sample grid, each [n,3,H,W]: by default A, G_AB(A), its
-        reconstruction, then the same from B (models with g_ab and g_ba)."""
+        """Rows of images in [-1, 1] for a sample grid, each [n,3,H,W]: A, G_AB(A), its reconstruction,
+        then the same from B."""
         fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
         return [real_a, fake_b, self.g_ba(fake_b), real_b, fake_a, self.g_ab(fake_a)]

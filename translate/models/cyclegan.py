@@ -28,41 +28,18 @@ import torch
 from torch import Tensor
 
 from translate.config import Config
-from translate.losses import build_adversarial, build_reconstruction
-from translate.models.base import TranslationModel, run_batched
+from translate.models.base import TwoWayModel, run_batched
 from translate.models.image_pool import ImagePool
-from translate.nets import generator_kwargs
 
 
-class CycleGAN(TranslationModel):
+class CycleGAN(TwoWayModel):
     name = "cyclegan"
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__(cfg)
-        m, w = self.cfg.model, self.cfg.losses
-        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
-        self.reconstruction = build_reconstruction(w.reconstruction)
-        self.n_critic = w.n_critic  # config.py fills 0 ("the objective's") with the objective's default
-        g_kwargs = generator_kwargs(m.generator.arch, vars(m.generator))
-        d = m.discriminator
-        d_kwargs = dict(in_channels=3, ndf=d.ndf, n_layers=d.n_layers, norm=d.norm,
-                        spectral_norm=d.spectral_norm)  # config.py turns it on for hinge
-        self.add_net("g_ab", "generator", m.generator.arch, **g_kwargs)  # A -> B
-        self.add_net("g_ba", "generator", m.generator.arch, **g_kwargs)  # B -> A
-        self.add_net("d_a", "discriminator", d.arch, **d_kwargs)  # judges domain-A images
-        self.add_net("d_b", "discriminator", d.arch, **d_kwargs)  # judges domain-B images
         seed = self.cfg.train.seed
-        self.pool_a = ImagePool(m.pool_size, seed=seed * 2 + 1)  # fakes of domain A, for d_a
-        self.pool_b = ImagePool(m.pool_size, seed=seed * 2 + 2)  # fakes of domain B, for d_b
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        kind = self.adversarial.optimizer
-        opt_g = self.make_optimizer(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), kind)
-        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind)
-        return [opt_g, opt_d]
-
-    def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
-        return self.g_ab(x) if direction == "AtoB" else self.g_ba(x)
+        self.pool_a = ImagePool(self.cfg.model.pool_size, seed=seed * 2 + 1)  # fakes of domain A, for d_a
+        self.pool_b = ImagePool(self.cfg.model.pool_size, seed=seed * 2 + 2)  # fakes of domain B, for d_b
 
     def generator_terms(self, real_a: Tensor, real_b: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Loss terms of both generators, and the fakes for the discriminator step."""

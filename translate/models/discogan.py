@@ -36,13 +36,11 @@ import torch
 from torch import Tensor
 
 from translate.config import Config
-from translate.losses import build_adversarial, build_reconstruction
 from translate.losses.feature_matching import feature_matching
-from translate.models.base import TranslationModel
-from translate.nets import DISCRIMINATORS, GENERATORS, constructor_kwargs
+from translate.models.base import TwoWayModel
 
 
-class DiscoGAN(TranslationModel):
+class DiscoGAN(TwoWayModel):
     name = "discogan"
     recipe = {
         "model": {"generator": {"arch": "discogan", "ngf": 64, "norm": "batch"},
@@ -57,30 +55,11 @@ class DiscoGAN(TranslationModel):
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__(cfg)
-        m, w = self.cfg.model, self.cfg.losses
-        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
-        self.reconstruction = build_reconstruction(w.reconstruction)
-        self.n_critic = w.n_critic  # discriminator batches per cycle (config.py fills the objective's)
-        self.g_steps = w.g_steps or (2 if self.n_critic == 1 else 1)
-        g_kwargs = constructor_kwargs(GENERATORS[m.generator.arch], vars(m.generator))
-        d_kwargs = constructor_kwargs(DISCRIMINATORS[m.discriminator.arch], vars(m.discriminator))
-        self.add_net("g_ab", "generator", m.generator.arch, **g_kwargs)  # A -> B
-        self.add_net("g_ba", "generator", m.generator.arch, **g_kwargs)  # B -> A
-        self.add_net("d_a", "discriminator", m.discriminator.arch, **d_kwargs)
-        self.add_net("d_b", "discriminator", m.discriminator.arch, **d_kwargs)
+        self.g_steps = self.cfg.losses.g_steps or (2 if self.n_critic == 1 else 1)
         for attr in ("d_a", "d_b"):
             if not hasattr(getattr(self, attr), "forward_features"):
                 raise ValueError(f"DiscoGAN needs a discriminator with forward_features; "
-                                 f"'{m.discriminator.arch}' has none")
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        kind = self.adversarial.optimizer
-        opt_g = self.make_optimizer(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), kind)
-        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind)
-        return [opt_g, opt_d]
-
-    def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
-        return self.g_ab(x) if direction == "AtoB" else self.g_ba(x)
+                                 f"'{self.cfg.model.discriminator.arch}' has none")
 
     # ----------------------------------------------------------------- schedule
 
