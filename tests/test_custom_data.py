@@ -86,3 +86,23 @@ def test_init_fine_tunes_from_a_checkpoint_and_checks_the_architecture(tiny_conf
     with pytest.raises(CheckpointError, match="cannot initialise a discogan"):
         load_init(MODELS["discogan"](resolve({"model": {"name": "discogan", "generator": {"ngf": 4},
                                                         "discriminator": {"ndf": 4}}})), ckpt)
+
+
+def test_datasets_inspect_and_list_report_what_is_on_disk(tmp_path: Path):
+    from PIL import Image
+
+    data = tmp_path / "datasets" / "mine"
+    make_domain(data / "trainA", 3, seed=0, size=40)  # 40x44 RGB
+    make_domain(data / "trainB", 2, seed=1, size=20)
+    Image.new("L", (30, 30)).save(data / "trainB" / "gray.png")
+    (data / "trainB" / "broken.jpg").write_bytes(b"not a jpeg")
+    result = runner.invoke(app, ["datasets", "inspect", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "trainA: 3 images; sizes 44x40 .. 44x40 (median 44x40); modes RGB 3" in result.output
+    assert "trainB: 4 images; sizes 24x20 .. 30x30" in result.output and "modes RGB 2, L 1" in result.output
+    assert "unreadable: trainB/broken.jpg: not an image" in result.output
+    assert "1 unreadable files will be skipped" in result.output
+    listed = runner.invoke(app, ["datasets", "list", "--root", str(tmp_path / "datasets")])
+    assert listed.exit_code == 0 and "horse2zebra" in listed.output and "edges2handbags and" in listed.output
+    empty = runner.invoke(app, ["datasets", "inspect", str(tmp_path)])
+    assert empty.exit_code != 0 and "no trainA/" in empty.output

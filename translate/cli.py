@@ -162,13 +162,12 @@ def convert(
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with user_errors(), Progress(*columns, disable=quiet, transient=True) as bar:
         task = bar.add_task("convert", total=None, rate="")
-        start: list[float] = []
+        started = time.perf_counter()
 
         def progress(done: int, total: int) -> None:
-            start.append(time.perf_counter()) if not start else None
-            elapsed = time.perf_counter() - start[0]
-            rate = f"{done / elapsed:.1f} images/s" if elapsed > 0 and done else ""
-            bar.update(task, completed=done, total=total, rate=rate)
+            elapsed = time.perf_counter() - started
+            bar.update(task, completed=done, total=total,
+                       rate=f"{done / elapsed:.1f} images/s" if done and elapsed > 0 else "")
 
         report = infer.convert(checkpoint, source, output, direction=direction, fmt=format, quality=quality,
                                skip_existing=skip_existing, batch_size=batch_size, device=device, size=size,
@@ -217,20 +216,16 @@ def datasets_list(
     from rich.table import Table
 
     from translate.data.builtin import BUILTIN_DATASETS
-    from translate.data.catalog import CATALOG, counts
+    from translate.data.catalog import CATALOG, on_disk
 
     table = Table("name", "model", "domains", "source", "on disk (trainA/trainB/testA/testB)", "licence")
     for name, spec in BUILTIN_DATASETS.items():
-        table.add_row(name, "any", spec.description, "built-in (generated)", _on_disk(root / name, counts), "ours")
+        table.add_row(name, "any", spec.description, "built-in (generated)", on_disk(root / name), "ours")
     for entry in CATALOG.values():
-        source = entry.url() if entry.source != "manual" else "place by hand: translate datasets download " + entry.name
-        table.add_row(entry.name, entry.model, entry.domains, source, _on_disk(root / entry.name, counts), entry.licence)
+        source = {"manual": f"place by hand: translate datasets download {entry.name}",
+                  "derived": "made from edges2handbags and edges2shoes"}.get(entry.source) or entry.url()
+        table.add_row(entry.name, entry.model, entry.domains, source, on_disk(root / entry.name), entry.licence)
     Console(width=200).print(table)
-
-
-def _on_disk(folder: Path, counts) -> str:
-    found = counts(folder) if folder.is_dir() else {}
-    return "/".join(str(found.get(s, "-")) for s in ("trainA", "trainB", "testA", "testB")) if found else "no"
 
 
 @datasets_app.command("download")
@@ -258,42 +253,22 @@ def datasets_inspect(
     folder: Annotated[Path, typer.Argument(help="A dataset folder (trainA/ trainB/ ...).", show_default=False)],
 ) -> None:
     """Counts, size distribution, colour modes and unreadable files of each split, before a long run."""
-    from collections import Counter
-
-    from PIL import Image
-
-    from translate.data.io import image_size, list_images
-    from translate.errors import DataError
+    from translate.data.catalog import inspect
 
     with user_errors():
-        splits = [d for d in ("trainA", "trainB", "testA", "testB") if (folder / d).is_dir()]
-        if not splits:
-            raise DataError(folder, "no trainA/ trainB/ testA/ testB/ folders")
-        bad_total = 0
-        for split in splits:
-            files = list_images(folder / split)
-            sizes, modes, bad = [], Counter(), {}
-            for path in files:
-                try:
-                    sizes.append(image_size(path))
-                    with Image.open(path) as img:
-                        modes[img.mode] += 1
-                except (DataError, OSError) as exc:
-                    bad[path.name] = getattr(exc, "why", str(exc))
-            areas = sorted(w * h for w, h in sizes)
-            line = f"{split}: {len(files)} images"
-            if sizes:
-                small = min(sizes, key=lambda s: s[0] * s[1])
-                large = max(sizes, key=lambda s: s[0] * s[1])
-                median = sizes[[w * h for w, h in sizes].index(areas[len(areas) // 2])]
-                line += (f"; sizes {small[0]}x{small[1]} .. {large[0]}x{large[1]} (median {median[0]}x{median[1]})"
-                         f"; modes {', '.join(f'{m} {n}' for m, n in modes.most_common())}")
-            typer.echo(line)
-            for name, why in bad.items():
-                typer.echo(f"  unreadable: {split}/{name}: {why}")
-            bad_total += len(bad)
-        if bad_total:
-            typer.echo(f"{bad_total} unreadable files will be skipped in training")
+        reports = inspect(folder)
+    for r in reports:
+        line = f"{r.split}: {r.count} images"
+        if r.sizes:
+            (w0, h0), (w1, h1), (wm, hm) = r.sizes[0], r.sizes[-1], r.sizes[len(r.sizes) // 2]
+            line += (f"; sizes {w0}x{h0} .. {w1}x{h1} (median {wm}x{hm}); "
+                     f"modes {', '.join(f'{m} {n}' for m, n in r.modes.items())}")
+        typer.echo(line)
+        for name, why in r.unreadable.items():
+            typer.echo(f"  unreadable: {r.split}/{name}: {why}")
+    bad = sum(len(r.unreadable) for r in reports)
+    if bad:
+        typer.echo(f"{bad} unreadable files will be skipped in training")
 
 
 if __name__ == "__main__":

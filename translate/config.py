@@ -295,10 +295,11 @@ _KEPT_ON_MODEL_SWITCH = {"data": ("dataset", "dir_a", "dir_b", "holdout", "root"
 
 
 def _model_name(*layers: dict[str, Any]) -> str | None:
+    """model.name from the first layer that sets it."""
     for layer in layers:
-        name = (layer.get("model") or {}).get("name") if isinstance(layer.get("model"), dict) else None
-        if name is not None:
-            return str(name)
+        model = layer.get("model")
+        if isinstance(model, dict) and model.get("name") is not None:
+            return str(model["name"])
     return None
 
 

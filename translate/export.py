@@ -13,8 +13,6 @@ Both are checked against the checkpoint's own generator before the files are kep
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 from translate.checkpoint import check_block, load_checkpoint, load_net
+from translate.data.io import atomic_write
 from translate.errors import CheckpointError
 
 EXPORT_VERSION = 1
@@ -39,32 +38,24 @@ class ExportResult:
     max_error: dict[str, float]  # "safetensors"/"program" -> max |difference| against the checkpoint
 
 
-def net_attr(block: dict[str, Any], direction: str) -> str:
+def check_direction(direction: str) -> str:
+    """The net attribute for `direction` ("AtoB" -> "g_ab"); a one-line error for anything else."""
     if direction not in DIRECTIONS:
         raise CheckpointError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{direction}'")
-    attr = DIRECTIONS[direction]
+    return DIRECTIONS[direction]
+
+
+def net_attr(block: dict[str, Any], direction: str) -> str:
+    attr = check_direction(direction)
     if attr not in block["nets"]:
         raise CheckpointError(f"a {block['model']} checkpoint has no {direction} generator "
                               f"(it has: {', '.join(block['nets'])})")
     return attr
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
     """Rebuild the generator of a ``.safetensors`` export (no code is executed while loading)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from translate.nets import NETS
 
@@ -72,9 +63,9 @@ def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
     if not path.is_file():
         raise CheckpointError(f"generator file not found: {path}")
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="pt") as handle:  # one read: header and tensors
             meta = handle.metadata() or {}
-        state = load_file(str(path))
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
         info = json.loads(meta["translate"])
         kind, arch, kwargs = info["kind"], info["arch"], info["kwargs"]
     except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
@@ -112,7 +103,7 @@ def save_generator(net: nn.Module, arch: str, kwargs: dict[str, Any], path: str 
             "kind": "generator", "arch": arch, "kwargs": kwargs,
             "size_multiple": int(getattr(net, "size_multiple", 1)), "input_range": [-1, 1]}
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    _atomic(path, lambda tmp: save_file(state, tmp, metadata={"translate": json.dumps(meta)}))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"translate": json.dumps(meta)}))
     return path
 
 
@@ -145,7 +136,7 @@ def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", pro
                       2: m * torch.export.Dim("h", min=2, max=65536 // m),
                       3: m * torch.export.Dim("w", min=2, max=65536 // m)}}
         exported = torch.export.export(net, (x,), dynamic_shapes=dims)
-        _atomic(prog, lambda tmp: torch.export.save(exported, tmp))
+        atomic_write(prog, lambda tmp: torch.export.save(exported, tmp))
         with torch.no_grad():
             y = _probe(net, batch=1, extra=3)  # another shape: the program's sizes are dynamic
             errors["program"] = (torch.export.load(prog).module()(y) - net(y)).abs().max().item()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,13 +37,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from translate.checkpoint import load_checkpoint, load_net
-from translate.data.io import IMAGE_EXTENSIONS, image_size, list_images, read_image_alpha
+from translate.data.io import IMAGE_EXTENSIONS, atomic_write, image_size, list_images, read_image_alpha
 from translate.data.transforms import to_model_range, to_uint8
 from translate.errors import DataError, TranslateError
 from translate.export import SUFFIX as EXPORT_SUFFIX
-from translate.export import load_exported, net_attr
+from translate.export import check_direction, load_exported, net_attr
 
-DIRECTIONS = ("AtoB", "BtoA")
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 PRECISIONS = ("auto", "32", "bf16", "16")
 REPORT_NAME = "convert-report.json"
@@ -74,8 +72,7 @@ class _Job:
 
 def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module:
     """Only the generator for `direction`, from a checkpoint or a ``.safetensors`` export (no code run)."""
-    if direction not in DIRECTIONS:
-        raise TranslateError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{direction}'")
+    check_direction(direction)
     if Path(checkpoint).suffix == EXPORT_SUFFIX:
         return load_exported(checkpoint, direction)
     ckpt = load_checkpoint(checkpoint)
@@ -202,14 +199,6 @@ def translate_tensor(net: nn.Module, batch: torch.Tensor, tile: int | None = Non
     return torch.cat([_forward_tiled(net, image[None], tile, overlap, batch_size) for image in batch])
 
 
-def translate_batch(net: nn.Module, images: list[np.ndarray], device: torch.device | str = "cpu",
-                    tile: int | None = None) -> list[np.ndarray]:
-    """Same-size uint8 [H,W,3] images -> translated uint8 images of that size."""
-    batch = torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2)
-    out = translate_tensor(net, to_model_range(batch), tile=tile)
-    return list(_to_uint8_hwc(out))
-
-
 def _to_uint8_hwc(out: torch.Tensor) -> np.ndarray:
     return to_uint8(out).permute(0, 2, 3, 1).cpu().numpy()
 
@@ -219,20 +208,12 @@ def _as_is(item: dict) -> dict:
     return item
 
 
-def _atomic_save(image: np.ndarray, alpha: np.ndarray | None, path: Path, fmt: str, quality: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            options = {"quality": quality} if fmt in ("jpg", "webp") else {}
-            picture = Image.fromarray(image)
-            if alpha is not None and fmt != "jpg":  # JPEG has no alpha: the RGB stays composited on white
-                picture.putalpha(Image.fromarray(alpha))
-            picture.save(handle, format=FORMATS[fmt], **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _save(image: np.ndarray, alpha: np.ndarray | None, path: Path, fmt: str, quality: int) -> None:
+    picture = Image.fromarray(image)
+    if alpha is not None and fmt != "jpg":  # JPEG has no alpha: the RGB stays composited on white
+        picture.putalpha(Image.fromarray(alpha))
+    options = {"quality": quality} if fmt in ("jpg", "webp") else {}
+    atomic_write(path, lambda tmp: picture.save(tmp, format=FORMATS[fmt], **options))
 
 
 def _plan(jobs: list[_Job], batch_size: int, tile: int | None) -> list[list[int]]:
@@ -340,7 +321,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
                 out = _to_uint8_hwc(translate_tensor(net, x, tile=tile, batch_size=batch_size))
                 for i, image, alpha in zip(group["indices"], out, group["alphas"]):
                     job = jobs[i]
-                    pending.append((job, writer.submit(_atomic_save, image, alpha, job.dst, job.kind, quality)))
+                    pending.append((job, writer.submit(_save, image, alpha, job.dst, job.kind, quality)))
                 done += len(group["indices"])
             settle(keep=4 * batch_size)
             if progress:

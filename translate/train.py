@@ -23,8 +23,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from translate.callbacks import GracefulStop, SampleGrids
 from translate.checkpoint import check_block, load_checkpoint
-from translate.data.unpaired import scan_domain
-from translate.errors import CheckpointError
+from translate.errors import CheckpointError, DataError
 from translate.config import Config, ConfigError, preset_names, read_preset, read_yaml, resolve
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, resolve_dataset
@@ -219,10 +218,11 @@ def run_fit(target: str, config_file: str | None = None, overrides: list[str] | 
     cfg, run_dir, ckpt = prepare(target, config_file, overrides, flags, resume)
     if dry_run:
         return cfg, run_dir, None
-    # Fail on a bad folder or an incompatible --init checkpoint before building anything.
+    # Fail on a missing folder before building anything (the data module scans the images once, later).
     if cfg.data.dir_a:
-        for folder in (cfg.data.dir_a, cfg.data.dir_b):
-            scan_domain(Path(folder))
+        for folder in (Path(cfg.data.dir_a), Path(cfg.data.dir_b)):
+            if not folder.is_dir():
+                raise DataError(folder, "folder not found")
     else:
         resolve_dataset(cfg.data.dataset, cfg.data.root)
     return cfg, run_dir, fit(cfg, run_dir, resume_from=ckpt)

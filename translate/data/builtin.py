@@ -161,12 +161,14 @@ class BuiltinSpec:
         return f"{self.name} v{self.version} {hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
+_SPLIT_COUNTS = {"trainA": 400, "trainB": 400, "testA": 16, "testB": 16}
+
 BUILTIN_DATASETS: dict[str, BuiltinSpec] = {
     "shapes": BuiltinSpec(
         name="shapes",
         description="circles (A) <-> squares (B), colour/size/position preserved",
         image_size=64,
-        counts={"trainA": 400, "trainB": 400, "testA": 16, "testB": 16},
+        counts=_SPLIT_COUNTS,
         sample=sample_shape,
         render=render_shape,
     ),
@@ -174,7 +176,7 @@ BUILTIN_DATASETS: dict[str, BuiltinSpec] = {
         name="stripes",
         description="solid shapes (A) <-> striped shapes (B), colour/shape/size/position preserved",
         image_size=64,
-        counts={"trainA": 400, "trainB": 400, "testA": 16, "testB": 16},
+        counts=_SPLIT_COUNTS,
         sample=sample_kind,
         render=render_stripes,
     ),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from translate.data.download import DownloadError, download, extract
-from translate.data.io import list_images, read_image
+from translate.data.io import image_header, list_images, read_image
 from translate.errors import DataError
 
 MIRROR_ENV = "TRANSLATE_DATASETS_URL"
@@ -78,10 +80,65 @@ CATALOG: dict[str, Entry] = {e.name: e for e in [
 ]}
 
 
-def counts(folder: Path) -> dict[str, int]:
-    """Images per split folder (trainA, trainB, testA, testB) that exist."""
-    return {split: len(list_images(folder / split)) for split in ("trainA", "trainB", "testA", "testB")
-            if (folder / split).is_dir()}
+def _has_train(folder: Path) -> bool:
+    return (folder / "trainA").is_dir() and (folder / "trainB").is_dir()
+
+
+@contextmanager
+def _staged(folder: Path) -> Iterator[Path]:
+    """Build `folder` in a hidden staging folder beside it, renamed into place only if the block succeeds;
+    an older, incomplete `folder` is moved aside rather than mixed with the new files."""
+    staging = folder.with_name(f".{folder.name}.preparing")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if folder.exists():
+        folder.rename(folder.with_name(f".{folder.name}.incomplete-{os.getpid()}"))
+    os.replace(staging, folder)
+
+
+def on_disk(folder: Path) -> str:
+    """Images per split as "trainA/trainB/testA/testB" ("-" for a missing split), or "no" without a folder."""
+    found = {split: len(list_images(folder / split)) for split in ("trainA", "trainB", "testA", "testB")
+             if (folder / split).is_dir()}
+    return "/".join(str(found.get(s, "-")) for s in ("trainA", "trainB", "testA", "testB")) if found else "no"
+
+
+@dataclass
+class SplitReport:
+    """What `translate datasets inspect` shows for one split folder."""
+
+    split: str
+    count: int
+    sizes: list[tuple[int, int]]  # (width, height) of each readable image, smallest area first
+    modes: dict[str, int]  # Pillow mode -> images
+    unreadable: dict[str, str]  # file name -> why
+
+
+def inspect(folder: Path) -> list[SplitReport]:
+    """Counts, sizes, colour modes and unreadable headers of trainA/trainB/testA/testB (one header read each)."""
+    splits = [d for d in ("trainA", "trainB", "testA", "testB") if (folder / d).is_dir()]
+    if not splits:
+        raise DataError(folder, "no trainA/ trainB/ testA/ testB/ folders")
+    reports = []
+    for split in splits:
+        files = list_images(folder / split)
+        sizes, modes, unreadable = [], {}, {}
+        for path in files:
+            try:
+                width, height, mode = image_header(path)
+            except DataError as err:
+                unreadable[path.name] = err.why
+                continue
+            sizes.append((width, height))
+            modes[mode] = modes.get(mode, 0) + 1
+        sizes.sort(key=lambda s: s[0] * s[1])
+        reports.append(SplitReport(split, len(files), sizes, dict(sorted(modes.items(), key=lambda m: -m[1])),
+                                   unreadable))
+    return reports
 
 
 def _split_pairs(folder: Path, log=print) -> None:
@@ -151,53 +208,46 @@ def prepare_celeba(attribute: str, root: str | Path, log=print) -> Path:
             parts = line.split()
             if len(parts) == 2 and parts[1].isdigit():
                 partition[parts[0]] = int(parts[1])
-    folder = root / f"{CELEBA_PREFIX}{attribute}"
-    staging = root / f".{folder.name}.preparing"
-    if staging.exists():
-        shutil.rmtree(staging)
     missing = 0
-    for file, values in table.items():
-        image = images / file
-        if not image.is_file():
-            missing += 1
-            continue
-        split = "test" if partition.get(file) == 2 else "train"
-        target = staging / f"{split}{'A' if values[column] == 1 else 'B'}" / file
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(os.path.relpath(image, target.parent))
-    if not ((staging / "trainA").is_dir() and (staging / "trainB").is_dir()):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DataError(images, f"no images found for both values of {attribute} ({missing} listed files missing)")
+    with _staged(root / f"{CELEBA_PREFIX}{attribute}") as staging:
+        for file, values in table.items():
+            image = images / file
+            if not image.is_file():
+                missing += 1
+                continue
+            split = "test" if partition.get(file) == 2 else "train"
+            target = staging / f"{split}{'A' if values[column] == 1 else 'B'}" / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(os.path.relpath(image, target.parent))
+        if not _has_train(staging):
+            raise DataError(images, f"no images found for both values of {attribute} "
+                                    f"({missing} listed files missing)")
     if missing:
         log(f"{missing} images listed in {attrs.name} are missing from {images} and were left out")
-    os.replace(staging, folder)
-    return folder
+    return root / f"{CELEBA_PREFIX}{attribute}"
 
 
 def _handbags2shoes(root: Path, mirror: str | None, progress, log) -> Path:
     """DiscoGAN's handbags <-> shoes: A = edges2handbags' photo halves, B = edges2shoes' (symbolic links)."""
     bags, shoes = (prepare(n, root, mirror, progress, log) for n in ("edges2handbags", "edges2shoes"))
-    folder = root / "handbags2shoes"
-    staging = root / ".handbags2shoes.preparing"
-    shutil.rmtree(staging, ignore_errors=True)
-    for split in ("train", "test"):
-        for domain, source in (("A", bags), ("B", shoes)):
-            photos = source / f"{split}B"
-            if not photos.is_dir():
-                continue
-            target = staging / f"{split}{domain}"
-            target.mkdir(parents=True)
-            for image in list_images(photos):
-                (target / image.name).symlink_to(os.path.relpath(image, target))
-    os.replace(staging, folder)
-    return folder
+    with _staged(root / "handbags2shoes") as staging:
+        for split in ("train", "test"):
+            for domain, source in (("A", bags), ("B", shoes)):
+                photos = source / f"{split}B"
+                if not photos.is_dir():
+                    continue
+                target = staging / f"{split}{domain}"
+                target.mkdir(parents=True)
+                for image in list_images(photos):
+                    (target / image.name).symlink_to(os.path.relpath(image, target))
+    return root / "handbags2shoes"
 
 
 def prepare(name: str, root: str | Path, mirror: str | None = None, progress=None, log=print) -> Path:
     """The dataset folder `root/name` with trainA/trainB, downloading and unpacking it if needed."""
     root = Path(root)
     folder = root / name
-    if (folder / "trainA").is_dir() and (folder / "trainB").is_dir():
+    if _has_train(folder):
         return folder
     if name.startswith(CELEBA_PREFIX):
         return prepare_celeba(name[len(CELEBA_PREFIX):], root, log)
@@ -217,16 +267,11 @@ def prepare(name: str, root: str | Path, mirror: str | None = None, progress=Non
         raise DownloadError(f"{exc}. Offline or server down? Download {url} by hand and put it at {archive} "
                             f"(or unpack it so that {folder}/trainA exists), or use a mirror: --url or "
                             f"{MIRROR_ENV}=https://mirror/path") from None
-    staging = root / f".{name}.unpacked"
-    if staging.exists():
-        shutil.rmtree(staging)
-    extract(archive, staging)
-    if entry.source == "pix2pix":
-        _split_pairs(staging, log)
-    if not ((staging / "trainA").is_dir() and (staging / "trainB").is_dir()):
-        raise DownloadError(f"{archive} does not contain trainA/ and trainB/ (or train/ of paired images)")
-    if folder.exists():  # an earlier, incomplete folder: keep it aside rather than mixing files
-        folder.rename(root / f".{name}.incomplete-{os.getpid()}")
-    os.replace(staging, folder)
+    with _staged(folder) as staging:
+        extract(archive, staging)
+        if entry.source == "pix2pix":
+            _split_pairs(staging, log)
+        if not _has_train(staging):
+            raise DownloadError(f"{archive} does not contain trainA/ and trainB/ (or train/ of paired images)")
     archive.unlink()
     return folder

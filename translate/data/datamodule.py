@@ -68,8 +68,8 @@ class UnpairedDataModule(pl.LightningDataModule):
         super().__init__()
         self.cfg = cfg
         self.seed = seed
-        self.root: Path | None = None
         self.train_set: UnpairedDataset | None = None
+        self.folders: dict[str, Path | None] = {}
 
     def prepare_data(self) -> None:
         # Runs once per node before setup(): generation or download of data happens here, not on every rank.
@@ -92,7 +92,6 @@ class UnpairedDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         self.folders = self.domain_folders()
-        self.root = self.folders["trainA"].parent
         # A domain without test images lends a seeded share of its training images (never trained on).
         self.train_set = UnpairedDataset(
             self.folders["trainA"], self.folders["trainB"],

@@ -1,4 +1,4 @@
-"""Finding and decoding image files: every image the tool reads goes through here.
+"""Finding, decoding and (atomically) writing files: every image the tool reads goes through here.
 
 Policy, and why:
 
@@ -20,8 +20,10 @@ Policy, and why:
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +41,21 @@ DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own DecompressionBombError threshol
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # these swap width and height
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path` (same suffix, so format sniffing works), then
+    rename it into place: a reader never sees a half-written file, and a failure leaves none behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
@@ -95,25 +112,33 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) as `read_image` would return it, without decoding the pixels."""
+def image_header(path: str | Path) -> tuple[int, int, str]:
+    """(width, height, Pillow mode) as `read_image` would see them, without decoding the pixels."""
     path = Path(path)
     with _open(path) as img:
         width, height = img.size
         if _orientation(img) in _TRANSPOSING_ORIENTATIONS:
             width, height = height, width
-        return width, height
+        return width, height, img.mode
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) as `read_image` would return it, without decoding the pixels."""
+    return image_header(path)[:2]
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode `path` into a contiguous uint8 RGB array of shape (H, W, 3)."""
-    return read_image_alpha(path, max_pixels)[0]
+    return _read(Path(path), max_pixels, keep_alpha=False)[0]
 
 
 def read_image_alpha(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
     """`read_image`'s RGB array (transparency composited on white) and the alpha channel, (H, W) uint8,
     or None for an image without transparency; for tools that put the alpha back on their output."""
-    path = Path(path)
+    return _read(Path(path), max_pixels, keep_alpha=True)
+
+
+def _read(path: Path, max_pixels: int, keep_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
     with _open(path) as img:
         width, height = img.size
         if width * height > max_pixels:
@@ -130,7 +155,7 @@ def read_image_alpha(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         except Exception:  # broken EXIF: keep the pixels, ignore the orientation
             pass
         try:
-            return _to_rgb(img), _alpha(img)
+            return _to_rgb(img), _alpha(img) if keep_alpha else None
         except ValueError:  # Pillow has no conversion path for a few exotic modes
             raise DataError(path, f"unsupported colour mode {img.mode!r}") from None
 
