@@ -104,5 +104,7 @@ def test_datasets_inspect_and_list_report_what_is_on_disk(tmp_path: Path):
     assert "1 unreadable files will be skipped" in result.output
     listed = runner.invoke(app, ["datasets", "list", "--root", str(tmp_path / "datasets")])
     assert listed.exit_code == 0 and "horse2zebra" in listed.output and "edges2handbags and" in listed.output
-    empty = runner.invoke(app, ["datasets", "inspect", str(tmp_path)])
-    assert empty.exit_code != 0 and "no trainA/" in empty.output
+    plain = runner.invoke(app, ["datasets", "inspect", str(data / "trainB")])  # a folder for --a/--b
+    assert plain.exit_code == 0 and plain.output.startswith(".: 4 images") and "broken.jpg" in plain.output
+    missing = runner.invoke(app, ["datasets", "inspect", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "folder not found" in missing.output

@@ -215,3 +215,16 @@ def test_bad_generator_files_are_refused_clearly(checkpoint: Path, photos: Path,
     torch.save(ckpt, odd)
     result = runner.invoke(app, ["convert", str(odd), str(photos), str(tmp_path / "o")])
     assert result.exit_code != 0 and "has no AtoB generator" in result.output and "Traceback" not in result.output
+
+
+def test_outputs_keep_the_input_suffix_unless_the_format_changes(checkpoint: Path, tmp_path: Path):
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(src / "photo.JPEG", format="JPEG")
+    Image.fromarray(rgb).save(src / "scan.bmp")
+    kept = convert(checkpoint, src, tmp_path / "kept")
+    assert sorted(Path(p).name for p in kept.written) == ["photo.JPEG", "scan.png"]  # bmp has no writer: png
+    assert Image.open(tmp_path / "kept" / "photo.JPEG").format == "JPEG"
+    changed = convert(checkpoint, src, tmp_path / "changed", fmt="webp")
+    assert sorted(Path(p).name for p in changed.written) == ["photo.webp", "scan.webp"]

@@ -44,6 +44,7 @@ from translate.export import SUFFIX as EXPORT_SUFFIX
 from translate.export import check_direction, load_exported, net_attr
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+_KEPT_SUFFIXES = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}  # written in their own format
 PRECISIONS = ("auto", "32", "bf16", "16")
 REPORT_NAME = "convert-report.json"
 PIXELS_PER_BATCH = 4 * 1024 * 1024  # caps batch_size for large images (activation memory grows with pixels)
@@ -276,8 +277,11 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
 
     jobs: list[_Job] = []
     for path in files:
-        kind = fmt or {".jpeg": "jpg", ".jpg": "jpg", ".webp": "webp"}.get(path.suffix.lower(), "png")
-        dst = out_root / path.relative_to(root).with_suffix("." + kind)
+        kept = _KEPT_SUFFIXES.get(path.suffix.lower())
+        kind = fmt or kept or "png"
+        # The input's own suffix (photo.JPEG stays photo.JPEG) unless the format changes.
+        suffix = path.suffix if kind == kept else "." + kind
+        dst = out_root / path.relative_to(root).with_suffix(suffix)
         if skip_existing and dst.exists():
             report.skipped_existing.append(str(path))
             continue

@@ -119,12 +119,13 @@ class SplitReport:
 
 
 def inspect(folder: Path) -> list[SplitReport]:
-    """Counts, sizes, colour modes and unreadable headers of trainA/trainB/testA/testB (one header read each)."""
+    """Counts, sizes, colour modes and unreadable headers of trainA/trainB/testA/testB, or of the folder itself
+    when it has none of them (one header read per file)."""
     splits = [d for d in ("trainA", "trainB", "testA", "testB") if (folder / d).is_dir()]
-    if not splits:
-        raise DataError(folder, "no trainA/ trainB/ testA/ testB/ folders")
+    if not splits and not folder.is_dir():
+        raise DataError(folder, "folder not found")
     reports = []
-    for split in splits:
+    for split in splits or ["."]:  # a plain folder of images (translate fit --a DIR) is one domain
         files = list_images(folder / split)
         sizes, modes, unreadable = [], {}, {}
         for path in files:
