@@ -89,6 +89,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_checks_the_architecture(tiny_conf
 
 
 def test_datasets_inspect_and_list_report_what_is_on_disk(tmp_path: Path):
+    import numpy as np
     from PIL import Image
 
     data = tmp_path / "datasets" / "mine"
@@ -96,15 +97,20 @@ def test_datasets_inspect_and_list_report_what_is_on_disk(tmp_path: Path):
     make_domain(data / "trainB", 2, seed=1, size=20)
     Image.new("L", (30, 30)).save(data / "trainB" / "gray.png")
     (data / "trainB" / "broken.jpg").write_bytes(b"not a jpeg")
+    noise = np.random.default_rng(2).integers(0, 256, (40, 44, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(data / "trainA" / "cut.jpg", quality=95)
+    whole = (data / "trainA" / "cut.jpg").read_bytes()
+    (data / "trainA" / "cut.jpg").write_bytes(whole[: len(whole) // 2])  # the header survives, the pixels don't
     result = runner.invoke(app, ["datasets", "inspect", str(data)])
     assert result.exit_code == 0, result.output
-    assert "trainA: 3 images; sizes 44x40 .. 44x40 (median 44x40); modes RGB 3" in result.output
+    assert "trainA: 4 images; sizes 44x40 .. 44x40 (median 44x40); modes RGB 3\n" in result.output
+    assert "unreadable: trainA/cut.jpg: truncated" in result.output
     assert "trainB: 4 images; sizes 24x20 .. 30x30" in result.output and "modes RGB 2, L 1" in result.output
     assert "unreadable: trainB/broken.jpg: not an image" in result.output
-    assert "1 unreadable files will be skipped" in result.output
+    assert "2 unreadable files will be skipped" in result.output
     listed = runner.invoke(app, ["datasets", "list", "--root", str(tmp_path / "datasets")])
     assert listed.exit_code == 0 and "horse2zebra" in listed.output and "edges2handbags and" in listed.output
     plain = runner.invoke(app, ["datasets", "inspect", str(data / "trainB")])  # a folder for --a/--b
-    assert plain.exit_code == 0 and plain.output.startswith(".: 4 images") and "broken.jpg" in plain.output
+    assert plain.exit_code == 0 and plain.output.startswith("trainB: 4 images") and "broken.jpg" in plain.output
     missing = runner.invoke(app, ["datasets", "inspect", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "folder not found" in missing.output

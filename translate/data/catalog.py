@@ -120,7 +120,7 @@ class SplitReport:
 
 def inspect(folder: Path) -> list[SplitReport]:
     """Counts, sizes, colour modes and unreadable headers of trainA/trainB/testA/testB, or of the folder itself
-    when it has none of them (one header read per file)."""
+    when it has none of them. Every image is decoded, as training would."""
     splits = [d for d in ("trainA", "trainB", "testA", "testB") if (folder / d).is_dir()]
     if not splits and not folder.is_dir():
         raise DataError(folder, "folder not found")
@@ -131,13 +131,14 @@ def inspect(folder: Path) -> list[SplitReport]:
         for path in files:
             try:
                 width, height, mode = image_header(path)
+                read_image(path)  # a full decode: truncated files pass the header check
             except DataError as err:
                 unreadable[path.name] = err.why
                 continue
             sizes.append((width, height))
             modes[mode] = modes.get(mode, 0) + 1
         sizes.sort(key=lambda s: s[0] * s[1])
-        reports.append(SplitReport(split, len(files), sizes, dict(sorted(modes.items(), key=lambda m: -m[1])),
+        reports.append(SplitReport(folder.name if split == "." else split, len(files), sizes, dict(sorted(modes.items(), key=lambda m: -m[1])),
                                    unreadable))
     return reports
 
