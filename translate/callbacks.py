@@ -1,4 +1,5 @@
-"""Lightning callbacks built by train.py: sample grids (PNG files and the logger) and graceful stops."""
+"""Lightning callbacks built by train.py: sample grids (PNG files and the logger), evaluation during
+training (FID/KID, best.ckpt) and graceful stops."""
 
 from __future__ import annotations
 
@@ -66,6 +67,74 @@ class SampleGrids(pl.Callback):
 
 
 log = logging.getLogger(__name__)
+
+
+class Evaluate(pl.Callback):
+    """Every `every` batches: FID and KID of both directions on the test split (see evaluate.py), logged
+    as ``eval/fid_AtoB``, ``eval/kid_AtoB``, ..., ``eval/fid`` (mean of the directions) at the step of the
+    batch's losses, and ``best.ckpt`` written when the monitored mean improves. Rank 0 scores; every rank gets the
+    result, so all take the same decision about the (collective) checkpoint save."""
+
+    def __init__(self, every: int, features: str, max_images: int, monitor: str, run_dir: str | Path,
+                 seed: int) -> None:
+        self.every, self.features, self.max_images, self.monitor = every, features, max_images, monitor
+        self.run_dir = Path(run_dir)
+        self.seed = seed
+        self.scorer = None
+        self.best: float | None = None
+        self.best_batch = 0
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from translate.errors import TranslateError
+        from translate.evaluate import build_scorer, load_eval_data
+
+        error = None
+        if trainer.is_global_zero:  # fail before training when, say, the Inception weights cannot be had
+            try:
+                data_cfg = trainer.datamodule.cfg
+                data = load_eval_data(data_cfg, self.seed, data_cfg.crop_size, self.max_images)
+                self.scorer = build_scorer(data, self.features, pl_module.device, checks=False)
+            except TranslateError as exc:
+                error = str(exc)
+        error = trainer.strategy.broadcast(error, src=0)
+        if error:
+            raise TranslateError(f"eval.every is set, but evaluation cannot run: {error}")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = pl_module.batches_done
+        if step % self.every == 0:
+            self.run(trainer, pl_module, step)
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> dict[str, float]:
+        metrics: dict[str, float] | None = None
+        if trainer.is_global_zero:
+            was_training = pl_module.training
+            pl_module.eval()
+            metrics = {}
+            for direction, net in (("AtoB", pl_module.g_ab), ("BtoA", pl_module.g_ba)):
+                scores, _ = self.scorer.score(net, direction)
+                metrics[f"eval/fid_{direction}"] = scores["fid"]
+                metrics[f"eval/kid_{direction}"] = scores["kid_mean"]
+            pl_module.train(was_training)
+            for name in ("fid", "kid"):
+                metrics[f"eval/{name}"] = (metrics[f"eval/{name}_AtoB"] + metrics[f"eval/{name}_BtoA"]) / 2
+        metrics = trainer.strategy.broadcast(metrics, src=0)
+        value = metrics[f"eval/{self.monitor}"]
+        if self.best is None or value < self.best:
+            self.best, self.best_batch = value, step
+            trainer.save_checkpoint(self.run_dir / "best.ckpt", weights_only=False)
+        metrics[f"eval/best_{self.monitor}"] = self.best
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step - 1)  # the step Lightning logs a batch's losses at
+        log.info("batch %d: FID %.2f (A->B %.2f, B->A %.2f); best %s %.4g at batch %d", step, metrics["eval/fid"],
+                 metrics["eval/fid_AtoB"], metrics["eval/fid_BtoA"], self.monitor, self.best, self.best_batch)
+        return metrics
+
+    def state_dict(self) -> dict[str, float | int | None]:
+        return {"best": self.best, "best_batch": self.best_batch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best, self.best_batch = state_dict["best"], state_dict["best_batch"]
 
 
 class GracefulStop(pl.Callback):

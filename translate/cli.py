@@ -203,6 +203,72 @@ def export(
     typer.echo(f"parity with the checkpoint (max |difference|, tolerance {TOLERANCE:g}): {checks}")
 
 
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from translate fit.", show_default=False)],
+    dataset: Annotated[Optional[str], typer.Argument(
+        help="Dataset name or folder with testA/ testB/ (default: the one the checkpoint was trained on).",
+        show_default=False)] = None,
+    direction: Annotated[str, typer.Option(help="AtoB, BtoA or both.")] = "both",
+    features: Annotated[str, typer.Option(
+        help="inception (FID standard; weights fetched once), classifier (trained on the dataset, offline), "
+             "pixels, or package.module:factory.")] = "inception",
+    out: Annotated[Optional[Path], typer.Option(
+        help="Folder for report.json and the grids (default: <checkpoint folder>/eval/<checkpoint name>).")] = None,
+    max_images: Annotated[int, typer.Option(help="Test images per domain; 0: all.")] = 0,
+    data_root: Annotated[Optional[str], typer.Option(help="Where named datasets live.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available).")] = None,
+) -> None:
+    """Translate the test split and score it: FID and KID against the real target test images (report.json,
+    grids, a summary table); built-in datasets add offline checks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from translate.evaluate import evaluate as run_evaluate
+
+    directions = ("AtoB", "BtoA") if direction == "both" else (direction,)
+    with user_errors():
+        report = run_evaluate(checkpoint, dataset, directions=directions, features=features, out_dir=out,
+                              max_images=max_images, root=data_root, device=device)
+    table = Table(title=f"{report['model']} on {report['dataset']} ({features} features, "
+                        f"{report['protocol']['image_size']} px)")
+    for column in ("direction", "images", "FID", "KID x 1000", "FID do-nothing"):  # do-nothing: the inputs
+        table.add_column(column, justify="right")
+    extra = any("domain_classifier" in m for m in report["directions"].values())
+    if extra:
+        table.add_column("in target domain (do-nothing)", justify="right")
+    for name, m in report["directions"].items():
+        row = [name, f"{m['n_inputs']} -> {m['n_targets']}", f"{m['fid']:.2f}",
+               f"{1000 * m['kid_mean']:.2f} ± {1000 * m['kid_std']:.2f}", f"{m['do_nothing']['fid']:.2f}"]
+        if extra:
+            c = m.get("domain_classifier")
+            row.append(f"{c['translated']:.0%} ({c['do_nothing']:.0%})" if c else "")
+        table.add_row(*row)
+    Console().print(table)
+    for name, m in report["directions"].items():
+        if "paired" in m:
+            t, d = m["paired"]["translated"], m["paired"]["do_nothing"]
+            typer.echo(f"{name} paired checks (translated / do-nothing): colour error {t['colour_error']:.3f} / "
+                       f"{d['colour_error']:.3f}, background error {t['background_error']:.3f} / "
+                       f"{d['background_error']:.3f}, position error {t['position_error_px']:.2f} / "
+                       f"{d['position_error_px']:.2f} px")
+    typer.echo(f"report: {report['path']}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder from translate fit (e.g. checkpoints/stripes).",
+                                            show_default=False)],
+    out: Annotated[Optional[Path], typer.Option(help="PNG to write (default: RUN_DIR/report.png).")] = None,
+) -> None:
+    """Plot the run's losses and evaluation metrics over training (from its CSV logs) into a PNG."""
+    from translate.report import plot_run
+
+    with user_errors():
+        path = plot_run(run_dir, out)
+    typer.echo(f"plot: {path}")
+
+
 datasets_app = typer.Typer(help="The dataset catalog: list, download, inspect.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 

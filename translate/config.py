@@ -115,12 +115,21 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    every: int = 0  # training batches between FID/KID evaluations on the test split (best.ckpt kept); 0: off
+    features: str = "inception"  # inception | classifier | pixels | package.module:factory (see metrics.py)
+    max_images: int = 0  # test images per domain; 0: all
+    monitor: str = "fid"  # fid | kid: the mean over both directions that picks best.ckpt
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     losses: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -291,7 +300,7 @@ def read_preset(name: str) -> dict[str, Any]:
 
 # What a preset keeps when --model switches to another model: its data and its run settings.
 _KEPT_ON_MODEL_SWITCH = {"data": ("dataset", "dir_a", "dir_b", "holdout", "root", "num_workers", "n_samples"),
-                         "train": None}
+                         "train": None, "eval": None}
 
 
 def _model_name(*layers: dict[str, Any]) -> str | None:
@@ -396,7 +405,8 @@ def validate(cfg: Config) -> None:
         "train.checkpoint_every_n_epochs": cfg.train.checkpoint_every_n_epochs,
         "train.sample_every_n_steps": cfg.train.sample_every_n_steps,
         "losses.recon_curriculum": cfg.losses.recon_curriculum, "losses.g_steps": cfg.losses.g_steps,
-        "optim.weight_decay": cfg.optim.weight_decay,
+        "optim.weight_decay": cfg.optim.weight_decay, "eval.every": cfg.eval.every,
+        "eval.max_images": cfg.eval.max_images,
     }
     for key, value in non_negative.items():
         if value < 0:
@@ -413,6 +423,13 @@ def validate(cfg: Config) -> None:
     if cfg.model.discriminator.arch == "discogan" and cfg.data.crop_size < 64:
         raise ConfigError(f"the discogan discriminator needs images of at least 64 px; data.crop_size is "
                           f"{cfg.data.crop_size} (DiscoGAN works at 64: --image-size 64)")
+    _choice("eval.monitor", cfg.eval.monitor, ("fid", "kid"))
+    if ":" not in cfg.eval.features:
+        from translate.metrics import FEATURES
+
+        _choice("eval.features", cfg.eval.features, FEATURES)
+    if cfg.eval.every and cfg.eval.max_images == 1:
+        raise ConfigError("eval.max_images must be 0 (all) or at least 2: FID needs two images per side")
     if cfg.losses.clip_value <= 0:
         raise ConfigError(f"losses.clip_value must be positive, got {cfg.losses.clip_value}")
     if cfg.data.crop_size > cfg.data.load_size:

@@ -21,7 +21,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from translate.callbacks import GracefulStop, SampleGrids
+from translate.callbacks import Evaluate, GracefulStop, SampleGrids
 from translate.checkpoint import check_block, load_checkpoint
 from translate.errors import CheckpointError, DataError
 from translate.config import Config, ConfigError, preset_names, read_preset, read_yaml, resolve
@@ -160,6 +160,10 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
     if t.checkpoint_every_n_epochs:
         checkpoints.append(ModelCheckpoint(dirpath=run_dir, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
                                            every_n_epochs=t.checkpoint_every_n_epochs, save_top_k=-1))
+    extra = []
+    if cfg.eval.every:
+        e = cfg.eval
+        extra.append(Evaluate(e.every, e.features, e.max_images, e.monitor, run_dir, t.seed))
     return pl.Trainer(
         default_root_dir=run_dir,
         max_epochs=cfg.total_epochs if cfg.total_epochs > 0 else -1,
@@ -176,7 +180,7 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
         use_distributed_sampler=False,  # UnpairedSampler shards by rank itself, keeping resume exact
         logger=[TensorBoardLogger(logs, name="tensorboard", version=version, default_hp_metric=False),
                 CSVLogger(logs, name="csv", version=version)],
-        callbacks=[*checkpoints, SampleGrids(run_dir / "samples", t.sample_every_n_steps), GracefulStop()],
+        callbacks=[*checkpoints, SampleGrids(run_dir / "samples", t.sample_every_n_steps), GracefulStop(), *extra],
         log_every_n_steps=t.log_every_n_steps,
         num_sanity_val_steps=0,
         limit_val_batches=0,

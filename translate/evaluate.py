@@ -1,0 +1,202 @@
+"""``translate evaluate``: translate a dataset's test split and score it the way the field does.
+
+Protocol (``report.json`` repeats it): every test image is resized (bicubic, aspect ratio not kept) to the
+checkpoint's training size ``data.crop_size`` x ``data.crop_size``, as the classic ``test.py`` does
+(load_size = crop_size at test time), translated, and rounded to 8 bits as if saved to PNG. The real
+target-domain test images are resized the same way. FID and KID compare all translated images of a
+direction with all real target test images (testA -> G_AB -> compared with testB), in the chosen feature
+space (Inception pool3 by default; see metrics.py). KID uses 100 random subsets of min(1000, N, M).
+A domain without a test folder uses the images training held out (``data.holdout``, same seed).
+
+Built-in datasets add paired checks that need no pretrained weights: a domain classifier trained on the
+real training images says whether each translation looks like the target domain, and the test pairs
+(equal except for the translated property) say whether colour, position and background were kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.utils import make_grid, save_image
+
+from translate.checkpoint import load_checkpoint, load_net
+from translate.config import from_dict
+from translate.data.builtin import is_builtin
+from translate.data.datamodule import UnpairedDataModule, load_samples
+from translate.data.io import atomic_write, list_images
+from translate.data.transforms import to_model_range, to_uint8
+from translate.data.unpaired import UnpairedDataset
+from translate.errors import TranslateError
+from translate.export import net_attr
+from translate.metrics import (build_extractor, extract, fid_kid, paired_checks,
+                               share_classified_as, train_classifier)
+from translate.nets.classifier import DomainClassifier
+
+DIRECTIONS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}  # direction -> (source domain, target domain)
+REPORT_NAME = "report.json"
+GRID_IMAGES = 8
+
+
+@dataclass
+class EvalData:
+    """Test images (uint8 [N,3,S,S]) per domain, where they came from, and the training files."""
+
+    images: dict[str, torch.Tensor]
+    sources: dict[str, str]
+    train_files: tuple[list[Path], list[Path]]
+    paired: bool  # test pairs equal except for the translated property (built-in datasets)
+
+
+def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> EvalData:
+    """The test split of the dataset a config names: testA/testB, else the images training held out."""
+    module = UnpairedDataModule(data_cfg, seed=seed)
+    folders = module.domain_folders()
+    train = UnpairedDataset(folders["trainA"], folders["trainB"], transform=None,
+                            holdout_a=data_cfg.holdout if folders["testA"] is None else 0.0,
+                            holdout_b=data_cfg.holdout if folders["testB"] is None else 0.0, seed=seed)
+    images, sources = {}, {}
+    for domain, held in (("A", train.held_a), ("B", train.held_b)):
+        folder = folders[f"test{domain}"]
+        files = list_images(folder) if folder is not None else held
+        if not files:
+            raise TranslateError(f"domain {domain} has no test images and none were held out "
+                                 f"(data.holdout={data_cfg.holdout}); add a test{domain}/ folder")
+        if max_images:
+            files = files[:max_images]
+        images[domain] = load_samples(files, len(files), size)
+        sources[domain] = str(folder) if folder is not None else f"{len(held)} held-out training images"
+    paired = not data_cfg.dir_a and is_builtin(data_cfg.dataset)
+    return EvalData(images, sources, (train.files_a, train.files_b), paired)
+
+
+def _autocast(device: torch.device):
+    if device.type != "cuda":
+        return nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+
+
+@torch.no_grad()
+def translate_images(net: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """uint8 [N,3,H,W] -> translated uint8 [N,3,H,W] on the CPU, with `net` on its own device."""
+    from translate.infer import translate_tensor
+
+    device = next(net.parameters()).device
+    out = []
+    with _autocast(device):
+        for i in range(0, len(images), batch_size):
+            x = to_model_range(images[i:i + batch_size].to(device))
+            out.append(to_uint8(translate_tensor(net, x)).cpu())
+    return torch.cat(out)
+
+
+@dataclass
+class Scorer:
+    """Scores translations of fixed test images; the real images' features are extracted once."""
+
+    data: EvalData
+    extractor: nn.Module
+    classifier: DomainClassifier | None = None
+    real: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.real = {d: extract(self.extractor, imgs) for d, imgs in self.data.images.items()}
+
+    def score(self, net: nn.Module, direction: str) -> tuple[dict[str, Any], torch.Tensor]:
+        """(metrics, translated uint8 images) for one direction's generator."""
+        source, target = DIRECTIONS[direction]
+        inputs = self.data.images[source]
+        fake = translate_images(net, inputs)
+        metrics: dict[str, Any] = fid_kid(self.real[target], extract(self.extractor, fake))
+        # the same scores for the untranslated inputs: what "doing nothing" gets, for scale
+        baseline = fid_kid(self.real[target], self.real[source])
+        metrics["do_nothing"] = {k: baseline[k] for k in ("fid", "kid_mean", "kid_std")}
+        if self.classifier is not None:  # the share of each set the classifier puts in the target domain
+            metrics["domain_classifier"] = {
+                "translated": share_classified_as(self.classifier, fake, target),
+                "do_nothing": share_classified_as(self.classifier, inputs, target),
+                "real_targets": share_classified_as(self.classifier, self.data.images[target], target)}
+            if self.data.paired:
+                targets = self.data.images[target]
+                metrics["paired"] = {"translated": paired_checks(inputs, fake, targets),
+                                     "do_nothing": paired_checks(inputs, inputs, targets)}
+        return metrics, fake
+
+
+def build_scorer(data: EvalData, features: str, device: torch.device | str = "cpu", checks: bool = True) -> Scorer:
+    """A Scorer with the `features` extractor; with `checks`, built-in datasets also get the domain
+    classifier and the paired checks (the same classifier serves ``--features classifier``)."""
+    extractor = None if features == "classifier" else build_extractor(features, device=device)  # fails first
+    classifier = None
+    if (checks and data.paired) or features == "classifier":
+        classifier = train_classifier(*data.train_files, size=data.images["A"].shape[-1])
+    extractor = extractor or build_extractor(features, classifier, device)
+    return Scorer(data, extractor, classifier.to(device) if checks and classifier is not None else None)
+
+
+def protocol(size: int, features: str) -> dict[str, Any]:
+    return {
+        "image_size": size, "resize": "bicubic to image_size x image_size (the classic test.py), outputs rounded to uint8",
+        "features": features,
+        "feature_resize": "bilinear with antialias to 299 (torchmetrics >= 1.8)" if features == "inception" else "extractor's own",
+        "real_images": "all target-domain test images", "kid_subsets": 100, "kid_subset_size": "min(1000, N, M)",
+    }
+
+
+def _save_grid(inputs: torch.Tensor, outputs: torch.Tensor, path: Path) -> None:
+    n = min(GRID_IMAGES, len(inputs))
+    grid = make_grid(torch.cat([inputs[:n], outputs[:n]]).float() / 255, nrow=n, padding=2)
+    atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
+
+
+def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tuple[str, ...] = ("AtoB", "BtoA"),
+             features: str = "inception", out_dir: str | Path | None = None, max_images: int = 0,
+             root: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """Score `checkpoint` on `dataset` (default: the one it was trained on); writes ``report.json`` and one
+    ``grid_<direction>.png`` (inputs above, translations below) into `out_dir` and returns the report."""
+    started = time.perf_counter()
+    for direction in directions:
+        if direction not in DIRECTIONS:
+            raise TranslateError(f"--direction must be AtoB, BtoA or both, got '{direction}'")
+    path = Path(checkpoint)
+    ckpt = load_checkpoint(path)
+    block = ckpt["translate"]
+    nets = {d: net_attr(block, d) for d in directions}  # fails early on a checkpoint without that generator
+    cfg = from_dict(block["config"])
+    data_cfg = cfg.data
+    if dataset is not None:
+        data_cfg = replace(data_cfg, dataset=dataset, dir_a="", dir_b="")
+    if root is not None:
+        data_cfg = replace(data_cfg, root=root)
+    size = data_cfg.crop_size
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    data = load_eval_data(data_cfg, cfg.train.seed, size, max_images)
+    scorer = build_scorer(data, features, dev)
+    out = Path(out_dir) if out_dir is not None else path.parent / "eval" / path.stem
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "checkpoint": str(path), "model": block["model"],
+        "dataset": data_cfg.dir_a and f"{data_cfg.dir_a} | {data_cfg.dir_b}" or data_cfg.dataset,
+        "protocol": protocol(size, features), "directions": {},
+    }
+    for direction in directions:
+        source, target = DIRECTIONS[direction]
+        net = load_net(ckpt, nets[direction]).to(dev)
+        metrics, fake = scorer.score(net, direction)
+        grid = out / f"grid_{direction}.png"
+        _save_grid(data.images[source], fake, grid)
+        report["directions"][direction] = {
+            "inputs": data.sources[source], "targets": data.sources[target],
+            "n_inputs": len(data.images[source]), "n_targets": len(data.images[target]),
+            **metrics, "grid": str(grid)}
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    text = json.dumps(report, indent=2)
+    atomic_write(out / REPORT_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    report["path"] = str(out / REPORT_NAME)
+    return report
