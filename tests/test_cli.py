@@ -125,7 +125,8 @@ def test_resume_errors(tiny_config: Path, tmp_path: Path):
 
 
 def test_ddp_on_two_cpu_processes_shares_one_run_folder(tiny_config: Path, tmp_path: Path):
-    """Lightning's launcher re-runs the command per rank: all ranks must train into rank 0's folder."""
+    """Lightning's launcher re-runs the command per rank: all ranks must train into rank 0's folder.
+    Evaluation during training runs on rank 0 and every rank takes part in saving best.ckpt (no hang)."""
     import os
     import subprocess
     import sys
@@ -133,9 +134,11 @@ def test_ddp_on_two_cpu_processes_shares_one_run_folder(tiny_config: Path, tmp_p
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
     proc = subprocess.run(
         [sys.executable, "-m", "translate.cli", "fit", str(tiny_config), "--name", "ddp", "--devices", "2",
-         "--max-epochs", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+         "--max-epochs", "2", "--set", "eval.every=2", "--set", "eval.features=pixels"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"]
+    assert (tmp_path / "runs" / "ddp" / "best.ckpt").is_file() and proc.stderr.count("batch 4: FID") == 1
     ckpt = torch.load(tmp_path / "runs" / "ddp" / "last.ckpt", map_location="cpu", weights_only=True)
     # 4 A images -> 4 samples per epoch, sharded: 2 batches per rank per epoch, 2 optimizer steps each.
     assert ckpt["global_step"] == 2 * 2 * 2 and ckpt["epoch"] == 2

@@ -226,6 +226,15 @@ def test_eval_during_training_logs_metrics_keeps_best_and_plots(tiny_config: Pat
     best = torch.load(run / "best.ckpt", map_location="cpu", weights_only=True)
     state = next(v for k, v in best["callbacks"].items() if k.startswith("Evaluate"))
     assert state["best"] == pytest.approx(min(fids)) and state["best_batch"] == 2 + 2 * fids.index(min(fids))
+    # a resumed run keeps the best value found before the stop
+    result = runner.invoke(app, ["fit", str(tiny_config), "--name", "t", "--max-steps", "6", "--resume",
+                                 "--set", "eval.every=2", "--set", "eval.features=pixels"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((run / "logs" / "csv" / "version_1" / "metrics.csv").open()))
+    fids += [float(r["eval/fid"]) for r in rows if r.get("eval/fid")]
+    last = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)
+    state = next(v for k, v in last["callbacks"].items() if k.startswith("Evaluate"))
+    assert len(fids) == 3 and state["best"] == pytest.approx(min(fids))
     result = runner.invoke(app, ["report", str(run)])
     assert result.exit_code == 0, result.output
     with Image.open(run / "report.png") as plot:

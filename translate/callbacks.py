@@ -126,8 +126,9 @@ class Evaluate(pl.Callback):
         metrics[f"eval/best_{self.monitor}"] = self.best
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step - 1)  # the step Lightning logs a batch's losses at
-        log.info("batch %d: FID %.2f (A->B %.2f, B->A %.2f); best %s %.4g at batch %d", step, metrics["eval/fid"],
-                 metrics["eval/fid_AtoB"], metrics["eval/fid_BtoA"], self.monitor, self.best, self.best_batch)
+        if trainer.is_global_zero:
+            log.info("batch %d: FID %.2f (A->B %.2f, B->A %.2f); best %s %.4g at batch %d", step, metrics["eval/fid"],
+                     metrics["eval/fid_AtoB"], metrics["eval/fid_BtoA"], self.monitor, self.best, self.best_batch)
         return metrics
 
     def state_dict(self) -> dict[str, float | int | None]:

@@ -185,10 +185,12 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, seed: in
     if len(real) < 2 or len(fake) < 2:
         raise TranslateError(f"FID/KID need at least 2 images per side (got {len(real)} real, {len(fake)} translated)")
     subset_size = min(1000, len(real), len(fake))
-    fid = FrechetInceptionDistance(feature=_Given(real.shape[1]))
+    # the features are complete in this process: no gathering across ranks (rank 0 scores alone under DDP)
+    fid = FrechetInceptionDistance(feature=_Given(real.shape[1]), sync_on_compute=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # KID's note that it keeps every feature in memory
-        kid = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=subset_size)
+        kid = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=subsets, subset_size=subset_size,
+                                      sync_on_compute=False)
     for metric in (fid, kid):
         metric.update(real, real=True)
         metric.update(fake, real=False)
