@@ -128,7 +128,7 @@ def test_stale_marker_is_regenerated(built: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["horses", "stripe"])
 def test_unknown_name_raises(name: str) -> None:
-    with pytest.raises(DataError, match="unknown built-in dataset; choose from: shapes, stripes"):
+    with pytest.raises(DataError, match="unknown built-in dataset; choose from: faces, shapes, stripes"):
         ensure_builtin(name, "/nonexistent-root")
 
 

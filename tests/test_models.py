@@ -43,7 +43,7 @@ def test_pool_size_zero_is_pass_through_and_state_roundtrips():
 # ------------------------------------------------------------------ schedule
 
 @pytest.mark.parametrize("epoch, factor", [(0, 1.0), (99, 1.0), (100, 1 - 1 / 101), (150, 1 - 51 / 101),
-                                           (199, 1 / 101)])
+                                           (199, 1 / 101), (200, 0.0), (260, 0.0)])
 def test_linear_decay_at_chosen_epochs(epoch, factor):
     assert linear_decay(epoch, 100, 100) == pytest.approx(factor)
 
@@ -63,7 +63,10 @@ def test_run_batched_equals_separate_calls_and_falls_back_for_batch_norm():
 # ------------------------------------------------------------------ contract: every registered model
 
 # What each model needs beyond TINY: DiscoGAN's discriminator works at 64 px and has batch norm.
-TINY_FOR = {"discogan": {"data": {"load_size": 64, "crop_size": 64, "batch_size": 2}}}
+TINY_FOR = {"discogan": {"data": {"load_size": 64, "crop_size": 64, "batch_size": 2}},
+            # no critic burst, so three batches are D, G, D; widths that the genegan nets take
+            "genegan": {"model": {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}},
+                        "losses": {"critic_burst": 0}, "data": {"load_size": 32, "batch_size": 2}}}
 
 
 def tiny_model(name: str):

@@ -31,10 +31,12 @@ TINY_G: dict[str, dict] = {
     "resnet": {"ngf": 4, "n_blocks": 1},
     "unet": {"ngf": 4, "num_downs": 5},
     "discogan": {"ngf": 4},
+    "genegan": {"ngf": 4},
 }
 TINY_D: dict[str, dict] = {
     "patch": {"ndf": 4, "n_layers": 2},
     "discogan": {"ndf": 4},
+    "genegan": {"ndf": 4, "image_size": 32},
 }
 D_SIDE = {"discogan": 64}  # DiscoGAN's discriminator reduces a 64x64 image to one logit; others take 32
 
@@ -184,9 +186,9 @@ def test_discriminator_registry(name: str, norm: str) -> None:
 
 
 def test_build_net_unknown_name() -> None:
-    with pytest.raises(ValueError, match=r"unknown generator 'cyclegan'; choose from: discogan, resnet, unet"):
+    with pytest.raises(ValueError, match=r"unknown generator 'cyclegan'; choose from: discogan, genegan, resnet, unet"):
         build_net(GENERATORS, "cyclegan")
-    with pytest.raises(ValueError, match=r"choose from: discogan, patch"):
+    with pytest.raises(ValueError, match=r"choose from: discogan, genegan, patch"):
         build_net(DISCRIMINATORS, "pixel")
 
 

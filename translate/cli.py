@@ -256,6 +256,72 @@ def evaluate(
 
 
 @app.command()
+def swap(
+    checkpoint: Annotated[Path, typer.Argument(help="A GeneGAN checkpoint from translate fit.", show_default=False)],
+    donor: Annotated[Path, typer.Option("--from", help="An image with the attribute (the object's donor).",
+                                        show_default=False)],
+    onto: Annotated[Path, typer.Option("--onto", help="An image without it, or a folder/glob of them.",
+                                       show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (a folder when --onto is a folder).",
+                                      show_default=False)],
+    removed: Annotated[Optional[Path], typer.Option(
+        help="Where the donor without its object goes (default: OUT-removed.png; single images only).")] = None,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Folder form: keep existing outputs.")] = False,
+) -> None:
+    """GeneGAN: put the donor's object (glasses, smile, ...) on an image, and remove it from the donor."""
+    from translate import swap as genegan
+
+    with user_errors():
+        if onto.is_dir() or any(ch in str(onto) for ch in "*?["):
+            result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing)
+            typer.echo(f"swapped {len(result.written)}, kept {len(result.skipped_existing)} existing, failed "
+                       f"{len(result.failed)} in {result.seconds:.1f} s (report: {out / genegan.REPORT_NAME})")
+            for path, why in result.failed.items():
+                typer.echo(f"failed: {path}: {why}", err=True)
+            if result.failed:
+                raise typer.Exit(3)
+            return
+        gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed)
+    typer.echo(f"with the object: {gained}\nwithout it:      {lost}")
+
+
+@app.command()
+def interpolate(
+    checkpoint: Annotated[Path, typer.Argument(help="A GeneGAN checkpoint from translate fit.", show_default=False)],
+    onto: Annotated[Path, typer.Option("--onto", help="The image that receives the object.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output PNG.", show_default=False)],
+    donor: Annotated[Optional[Path], typer.Option("--from", help="Strip: the object's donor.")] = None,
+    steps: Annotated[int, typer.Option(help="Strip: images from strength 0 to 1.")] = 8,
+    corners: Annotated[Optional[tuple[Path, Path, Path, Path]], typer.Option(
+        help="Grid: four donors (top-left, top-right, bottom-left, bottom-right).")] = None,
+    grid: Annotated[int, typer.Option(help="Grid: N x N cells.")] = 5,
+) -> None:
+    """GeneGAN: the object at increasing strength (--from, a strip) or bilinear mixes of four objects
+    (--corners, a grid), on one image."""
+    import torch
+
+    from translate import swap as genegan
+
+    with user_errors():
+        if (donor is None) == (corners is None):
+            raise TranslateError("give either --from DONOR (a strip) or --corners A1 A2 A3 A4 (a grid)")
+        g, size = genegan.load_genegan(checkpoint)
+        target = genegan.read_face(onto, size)
+        if donor is not None:
+            if steps < 2:
+                raise TranslateError(f"--steps must be at least 2, got {steps}")
+            images = genegan.interpolate(g, genegan.read_face(donor, size), target,
+                                         [i / (steps - 1) for i in range(steps)])
+            path = genegan.save_images(images, out, nrow=steps)
+        else:
+            if grid < 2:
+                raise TranslateError(f"--grid must be at least 2, got {grid}")
+            faces = torch.cat([genegan.read_face(p, size) for p in corners])
+            path = genegan.save_images(genegan.matrix(g, faces, target, grid, grid), out, nrow=grid)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder from translate fit (e.g. checkpoints/stripes).",
                                             show_default=False)],

@@ -31,6 +31,7 @@ class GeneratorConfig:
     dropout: bool = False
     n_blocks: int = 9  # resnet only
     num_downs: int = 8  # unet only
+    object_share: float = 0.25  # genegan only: the share of the code's channels that is the object part
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class LossConfig:
     recon_rate: float = 0.5
     recon_rate_start: float = 0.01
     recon_curriculum: int = 10000
+    lambda_recon: float = 0.5  # GeneGAN: reconstruction of each parent
+    lambda_parallelogram: float = 1.275  # GeneGAN: |Au + B0 - Bu - A0|
+    lambda_nulling: float = 1.0  # GeneGAN: |object part of a B image|
+    lambda_reproduction: float = 0.0  # GeneGAN: parents recovered from the children (not in the authors' code)
+    critic_burst: int = 0  # critic steps at the first and every critic_burst_every-th generator step (WGAN); 0: off
+    critic_burst_every: int = 500
     g_steps: int = 0  # DiscoGAN: generator batches after each n_critic discriminator batches; 0: 2, or 1 for critics
 
 
@@ -406,6 +413,9 @@ def validate(cfg: Config) -> None:
         "train.sample_every_n_steps": cfg.train.sample_every_n_steps,
         "losses.recon_curriculum": cfg.losses.recon_curriculum, "losses.g_steps": cfg.losses.g_steps,
         "optim.weight_decay": cfg.optim.weight_decay, "eval.every": cfg.eval.every,
+        "losses.lambda_recon": cfg.losses.lambda_recon, "losses.lambda_parallelogram": cfg.losses.lambda_parallelogram,
+        "losses.lambda_nulling": cfg.losses.lambda_nulling, "losses.lambda_reproduction": cfg.losses.lambda_reproduction,
+        "losses.critic_burst": cfg.losses.critic_burst,
         "eval.max_images": cfg.eval.max_images,
     }
     for key, value in non_negative.items():
@@ -424,6 +434,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"the discogan discriminator needs images of at least 64 px; data.crop_size is "
                           f"{cfg.data.crop_size} (DiscoGAN works at 64: --image-size 64)")
     _choice("eval.monitor", cfg.eval.monitor, ("fid", "kid"))
+    if cfg.eval.every and cfg.model.name == "genegan":
+        raise ConfigError("eval.every scores A->B and B->A generators; GeneGAN has none (evaluate its swaps "
+                          "with translate swap and benchmarks/genegan_faces.py)")
+    if cfg.model.discriminator.arch == "genegan" and cfg.data.crop_size % 16:
+        raise ConfigError(f"the genegan discriminator needs data.crop_size to be a multiple of 16, got "
+                          f"{cfg.data.crop_size}")
+    if not 0.0 < cfg.model.generator.object_share < 1.0:
+        raise ConfigError(f"model.generator.object_share must be in (0, 1), got {cfg.model.generator.object_share}")
     if ":" not in cfg.eval.features:
         from translate.metrics import FEATURES
 

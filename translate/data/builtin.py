@@ -40,11 +40,12 @@ import shutil
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
+from translate.data.faces import render_face, sample_face
 from translate.errors import DataError
 
 MARKER = ".complete"
@@ -146,8 +147,8 @@ class BuiltinSpec:
     description: str
     image_size: int
     counts: dict[str, int]
-    sample: Callable[[random.Random, int], ShapeParams] = field(repr=False)
-    render: Callable[[str, ShapeParams, int], np.ndarray] = field(repr=False)
+    sample: Callable[[random.Random, int], Any] = field(repr=False)  # the parameters of one image
+    render: Callable[[str, Any, int], np.ndarray] = field(repr=False)
     version: int = 1  # bump when the drawing changes, so stale copies are regenerated
 
     def draw(self, domain: str, rng: random.Random) -> np.ndarray:
@@ -179,6 +180,14 @@ BUILTIN_DATASETS: dict[str, BuiltinSpec] = {
         counts=_SPLIT_COUNTS,
         sample=sample_kind,
         render=render_stripes,
+    ),
+    "faces": BuiltinSpec(
+        name="faces",
+        description="cartoon faces with (A) and without (B) eyeglasses, for GeneGAN; face and pose preserved",
+        image_size=64,
+        counts={"trainA": 800, "trainB": 800, "testA": 64, "testB": 64},
+        sample=sample_face,
+        render=render_face,
     ),
 }
 

@@ -5,5 +5,6 @@ from __future__ import annotations
 from translate.models.base import TranslationModel
 from translate.models.cyclegan import CycleGAN
 from translate.models.discogan import DiscoGAN
+from translate.models.genegan import GeneGAN
 
-MODELS: dict[str, type[TranslationModel]] = {"cyclegan": CycleGAN, "discogan": DiscoGAN}
+MODELS: dict[str, type[TranslationModel]] = {"cyclegan": CycleGAN, "discogan": DiscoGAN, "genegan": GeneGAN}

@@ -32,7 +32,8 @@ def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
 
     Matches the classic ``lambda_rule`` with ``epoch_count = 1``: 1 - max(0, e + 1 - n) / (n_decay + 1).
     """
-    return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+    # clamped at 0: --max-epochs beyond the schedule must not turn into a negative rate (gradient ascent)
+    return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
 
 
 def has_batch_coupling(net: nn.Module) -> bool:
@@ -63,6 +64,12 @@ class TranslationModel(pl.LightningModule):
         self.automatic_optimization = False
         self.net_specs: dict[str, dict[str, Any]] = {}
         self._nonfinite: Tensor | None = None
+        from translate.losses import build_adversarial, build_reconstruction
+
+        w = self.cfg.losses
+        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
+        self.reconstruction = build_reconstruction(w.reconstruction)
+        self.n_critic = w.n_critic  # config.py fills 0 ("the objective's") with the objective's default
 
     # ----------------------------------------------------------------- nets
 
@@ -152,6 +159,36 @@ class TranslationModel(pl.LightningModule):
             out[key] = value.contiguous(memory_format=memory) if memory else value
         return out
 
+    # ----------------------------------------------------------------- steps (models with d_a and d_b)
+
+    def step_generators(self, opt_g: Any, terms: dict[str, Tensor]) -> None:
+        """One optimizer step on the sum of `terms` (computed inside ``toggled_optimizer(opt_g)``); logs."""
+        g_loss = sum(terms.values())
+        self.watch_finite(g_loss)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        opt_g.step()
+        self.log_terms("g", terms | {"total": g_loss})
+        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=self.cfg.data.batch_size)
+
+    def step_discriminators(self, opt_d: Any, real_a: Tensor, fake_a: Tensor, real_b: Tensor, fake_b: Tensor) -> None:
+        """d_a on real vs fake A-side images and d_b on real vs fake B-side images, one optimizer step for both;
+        logs the terms."""
+        with self.toggled_optimizer(opt_d):
+            d_a_terms = self.adversarial.discriminator_loss(self.d_a, real_a, fake_a,
+                                                            batched=not has_batch_coupling(self.d_a))
+            d_b_terms = self.adversarial.discriminator_loss(self.d_b, real_b, fake_b,
+                                                            batched=not has_batch_coupling(self.d_b))
+            d_loss = d_a_terms["loss"] + d_b_terms["loss"]
+            self.watch_finite(d_loss)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+            self.adversarial.after_discriminator_step([self.d_a, self.d_b])
+        d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
+        self.log_terms("d", d_terms)
+        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=self.cfg.data.batch_size)
+
     # ----------------------------------------------------------------- checkpoint
 
     def extra_state(self) -> dict[str, Any]:
@@ -190,13 +227,9 @@ class TwoWayModel(TranslationModel):
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__(cfg)
-        from translate.losses import build_adversarial, build_reconstruction
         from translate.nets import DISCRIMINATORS, GENERATORS, constructor_kwargs
 
-        m, w = self.cfg.model, self.cfg.losses
-        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
-        self.reconstruction = build_reconstruction(w.reconstruction)
-        self.n_critic = w.n_critic  # config.py fills 0 ("the objective's") with the objective's default
+        m = self.cfg.model
         g_kwargs = constructor_kwargs(GENERATORS[m.generator.arch], vars(m.generator))
         # spectral_norm is turned on by config.py for objectives that need it (hinge)
         d_kwargs = constructor_kwargs(DISCRIMINATORS[m.discriminator.arch], {"in_channels": 3, **vars(m.discriminator)})
@@ -213,35 +246,6 @@ class TwoWayModel(TranslationModel):
 
     def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
         return self.g_ab(x) if direction == "AtoB" else self.g_ba(x)
-
-    # ----------------------------------------------------------------- steps shared by the two-way models
-
-    def step_generators(self, opt_g: Any, terms: dict[str, Tensor]) -> None:
-        """One optimizer step on the sum of `terms` (computed inside ``toggled_optimizer(opt_g)``); logs."""
-        g_loss = sum(terms.values())
-        self.watch_finite(g_loss)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(g_loss)
-        opt_g.step()
-        self.log_terms("g", terms | {"total": g_loss})
-        self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=self.cfg.data.batch_size)
-
-    def step_discriminators(self, opt_d: Any, real_a: Tensor, fake_a: Tensor, real_b: Tensor, fake_b: Tensor) -> None:
-        """d_a on real vs fake A and d_b on real vs fake B, one optimizer step for both; logs the terms."""
-        with self.toggled_optimizer(opt_d):
-            d_a_terms = self.adversarial.discriminator_loss(self.d_a, real_a, fake_a,
-                                                            batched=not has_batch_coupling(self.d_a))
-            d_b_terms = self.adversarial.discriminator_loss(self.d_b, real_b, fake_b,
-                                                            batched=not has_batch_coupling(self.d_b))
-            d_loss = d_a_terms["loss"] + d_b_terms["loss"]
-            self.watch_finite(d_loss)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
-            self.adversarial.after_discriminator_step([self.d_a, self.d_b])
-        d_terms = {f"{k}_a": v for k, v in d_a_terms.items()} | {f"{k}_b": v for k, v in d_b_terms.items()}
-        self.log_terms("d", d_terms)
-        self.log("d_loss", d_loss.detach(), prog_bar=True, batch_size=self.cfg.data.batch_size)
 
     @torch.no_grad()
     def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:

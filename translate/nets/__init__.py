@@ -20,12 +20,15 @@ from torch import nn
 
 from translate.nets.common import init_weights, norm_layer, uses_bias
 from translate.nets.discogan import DiscoDiscriminator, DiscoGenerator
+from translate.nets.genegan import GeneDiscriminator, GeneGenerator
 from translate.nets.patchgan import PatchDiscriminator
 from translate.nets.resnet import ResnetGenerator
 from translate.nets.unet import UnetGenerator
 
-GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator, "unet": UnetGenerator, "discogan": DiscoGenerator}
-DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": PatchDiscriminator, "discogan": DiscoDiscriminator}
+GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator, "unet": UnetGenerator, "discogan": DiscoGenerator,
+                                          "genegan": GeneGenerator}
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": PatchDiscriminator, "discogan": DiscoDiscriminator,
+                                              "genegan": GeneDiscriminator}
 NETS: dict[str, dict[str, type[nn.Module]]] = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
 
 
@@ -57,6 +60,8 @@ __all__ = [
     "DiscoDiscriminator",
     "DiscoGenerator",
     "GENERATORS",
+    "GeneDiscriminator",
+    "GeneGenerator",
     "NETS",
     "constructor_kwargs",
     "generator_kwargs",

@@ -1,0 +1,195 @@
+"""GeneGAN: nets against the authors' layer list, the objective's terms, the critic schedule, swap and
+interpolation (library and CLI), and the built-in faces."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import TINY
+from translate.cli import app
+from translate.config import resolve
+from translate.data.faces import render_face, sample_face
+from translate.losses import ADVERSARIAL
+from translate.models.genegan import GeneGAN
+from translate.nets.genegan import GeneDiscriminator, GeneGenerator
+from translate.swap import bilinear_weights, interpolate, load_genegan, matrix, read_face, swap
+
+runner = CliRunner()
+
+
+def count(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_nets_match_the_authors_layers_and_split_the_code():
+    g = GeneGenerator(ngf=128)
+    # encoder 3->128->256->512 (4x4, no bias, BN on the last two), decoder 512->512->256->3 (+ bias)
+    assert count(g.encoder) == 3 * 128 * 16 + 128 * 256 * 16 + 2 * 256 + 256 * 512 * 16 + 2 * 512 == 2_629_120
+    assert count(g.decoder) == 512 * 512 * 16 + 2 * 512 + 512 * 256 * 16 + 2 * 256 + 256 * 3 * 16 + 3 == 6_305_283
+    assert count(GeneDiscriminator(ndf=128, image_size=64)) == 6_832_641  # "about 6.8 M" each
+    background, obj = g.split(torch.randn(2, 3, 64, 64))
+    assert background.shape == (2, 384, 8, 8) and obj.shape == (2, 128, 8, 8)  # the last 25 % is the object
+    assert g.join(background, obj).shape == (2, 3, 64, 64)
+    assert GeneDiscriminator(ndf=8, image_size=32)(torch.randn(3, 3, 32, 32)).shape == (3, 1, 1, 1)
+
+
+def tiny_cfg(tmp_path: Path, unpaired: Path, **losses) -> dict:
+    cfg = {**TINY, "model": {"name": "genegan", "generator": {"ngf": 8}, "discriminator": {"ndf": 8}},
+           "losses": losses, "data": {**TINY["data"], "dataset": str(unpaired), "load_size": 32, "batch_size": 2},
+           "train": {**TINY["train"], "out_dir": str(tmp_path / "runs")}}
+    return cfg
+
+
+def test_nulling_is_zero_for_a_zero_object_part(tmp_path: Path, unpaired: Path):
+    model = GeneGAN(resolve(tiny_cfg(tmp_path, unpaired)))
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    assert model.generator_terms(a, b)["nulling"] > 0
+    bn = model.g.encoder[-2]  # the last batch norm; LeakyReLU(0) = 0, so its zeroed channels give a zero code
+    with torch.no_grad():
+        bn.weight[-model.g.object_channels:] = 0
+        bn.bias[-model.g.object_channels:] = 0
+    terms = model.generator_terms(a, b)
+    assert terms["nulling"] == 0 and set(terms) == {"recon_a", "recon_b", "nulling", "parallelogram", "adv_a", "adv_b"}
+    with_reproduction = GeneGAN(resolve(tiny_cfg(tmp_path, unpaired, lambda_reproduction=1.0)))
+    assert with_reproduction.generator_terms(a, b)["reproduction"] > 0
+
+
+def test_critic_schedule_bursts_then_alternates():
+    model = GeneGAN(resolve({"model": {"name": "genegan", "generator": {"ngf": 4}, "discriminator": {"ndf": 4}},
+                             "losses": {"critic_burst": 5, "critic_burst_every": 3}}))
+    pattern = "".join("D" if model.is_critic_batch(i) else "G" for i in range(2 * (5 + 1 + 2 * 2)))
+    assert pattern == "DDDDDG" "DG" "DG" "DDDDDG" "DG" "DG"
+    recipe = GeneGAN(resolve({"model": {"name": "genegan", "generator": {"ngf": 4}, "discriminator": {"ndf": 4}}}))
+    critic = [recipe.is_critic_batch(i) for i in range(2 * 1099)]
+    assert critic[:101] == [True] * 100 + [False] and sum(critic) == 2 * (100 + 499)  # the authors' 100 / 500
+
+
+@pytest.mark.parametrize("objective", sorted(ADVERSARIAL))
+def test_every_objective_trains_a_step_with_finite_losses(tmp_path: Path, unpaired: Path, objective: str):
+    cfg = tiny_cfg(tmp_path, unpaired, adversarial=objective, critic_burst=0)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(app, ["fit", str(path), "--name", objective, "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    ckpt = torch.load(tmp_path / "runs" / objective / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["translate"]["model"] == "genegan" and set(ckpt["translate"]["nets"]) == {"g", "d_a", "d_b"}
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+@pytest.fixture
+def faces(tmp_path: Path) -> Path:
+    """8 + 8 built-in-style faces at 32 px: with glasses in trainA, without in trainB."""
+    rng = random.Random(1)
+    for split, domain in (("trainA", "A"), ("trainB", "B")):
+        (tmp_path / "faces" / split).mkdir(parents=True)
+        for k in range(8):
+            Image.fromarray(render_face(domain, sample_face(rng, 32), 32)).save(tmp_path / "faces" / split / f"{k:03d}.png")
+    return tmp_path / "faces"
+
+
+@pytest.fixture
+def trained(tmp_path: Path, faces: Path) -> Path:
+    path = tmp_path / "g.yaml"
+    # reconstruction weighted up so that a few steps show it (the mechanism, not the recipe's balance)
+    path.write_text(yaml.safe_dump(tiny_cfg(tmp_path, faces, adversarial="lsgan", critic_burst=0, lambda_recon=10.0)))
+    result = runner.invoke(app, ["fit", str(path), "--name", "g", "--max-steps", "120", "--max-epochs", "1000",
+                                 "--set", "optim.lr=0.002", "--set", "optim.n_epochs=1000"])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "runs" / "g" / "last.ckpt"
+
+
+def test_swap_with_its_own_object_reconstructs_the_image_after_training(trained: Path, faces: Path,
+                                                                       tmp_path: Path):
+    g, size = load_genegan(trained)
+    x = torch.cat([read_face(p, size) for p in sorted((faces / "trainA").iterdir())])
+    untrained = GeneGAN(resolve(tiny_cfg(tmp_path, faces))).g.eval()
+    with torch.no_grad():
+        before = (swap(untrained, x, x)[0] - x).abs().mean()
+        after = (swap(g, x, x)[0] - x).abs().mean()
+    assert after < 0.75 * before
+
+
+def test_interpolation_ends_are_the_swaps_and_matrix_corners_are_the_donors(trained: Path, unpaired: Path):
+    g, size = load_genegan(trained)
+    donor, target = read_face(unpaired / "trainA" / "000.png", size), read_face(unpaired / "trainB" / "000.png", size)
+    strip = interpolate(g, donor, target, [0.0, 0.5, 1.0])
+    gained, _ = swap(g, donor, target)
+    with torch.no_grad():
+        background, _ = g.split(target)
+        nothing = g.join(background, torch.zeros_like(g.split(donor)[1]))
+    assert torch.allclose(strip[2], gained[0], atol=1e-5) and torch.allclose(strip[0], nothing[0], atol=1e-5)
+    corners = torch.cat([read_face(unpaired / "trainA" / f"00{i}.png", size) for i in range(4)])
+    grid = matrix(g, corners, target, 3, 3)
+    for cell, k in ((0, 0), (2, 1), (6, 2), (8, 3)):
+        assert torch.allclose(grid[cell], swap(g, corners[k:k + 1], target)[0][0], atol=1e-5)
+    w = bilinear_weights(3, 3)
+    assert torch.allclose(w.sum(1), torch.ones(9)) and torch.allclose(w[4], torch.full((4,), 0.25))
+
+
+def test_cli_swap_interpolate_and_folder_form(trained: Path, unpaired: Path, tmp_path: Path):
+    a, b = unpaired / "trainA" / "000.png", unpaired / "trainB" / "000.png"
+    out = tmp_path / "out" / "swap.png"
+    result = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(b), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    for path in (out, out.with_name("swap-removed.png")):
+        with Image.open(path) as im:
+            assert im.size == (32, 32)
+    strip = tmp_path / "strip.png"
+    assert runner.invoke(app, ["interpolate", str(trained), "--from", str(a), "--onto", str(b), "--steps", "5",
+                               "-o", str(strip)]).exit_code == 0
+    with Image.open(strip) as im:
+        assert im.size == (5 * 34 + 2, 34 + 2)
+    grid = tmp_path / "grid.png"
+    corners = [str(p) for p in sorted((unpaired / "trainA").iterdir())]
+    result = runner.invoke(app, ["interpolate", str(trained), "--corners", *corners, "--onto", str(b), "--grid", "4",
+                                 "-o", str(grid)])
+    assert result.exit_code == 0, result.output
+    with Image.open(grid) as im:
+        assert im.size == (4 * 34 + 2, 4 * 34 + 2)
+    # the folder form: every image of a folder gets the object; bad files are reported, inputs untouched
+    (unpaired / "trainB" / "broken.png").write_bytes(b"\x89PNG nope")
+    before = {p: p.read_bytes() for p in (unpaired / "trainB").iterdir()}
+    result = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(unpaired / "trainB"),
+                                 "-o", str(tmp_path / "many")])
+    assert result.exit_code == 3 and "broken.png" in result.output
+    assert sorted(p.name for p in (tmp_path / "many").glob("*.png")) == ["000.png", "001.png", "002.png"]
+    assert {p: p.read_bytes() for p in (unpaired / "trainB").iterdir()} == before
+    inside = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(unpaired / "trainB"),
+                                 "-o", str(unpaired / "trainB" / "out")])
+    assert inside.exit_code != 0 and "inside the input folder" in inside.output
+
+
+def test_swap_refuses_other_models_and_bad_arguments(trained: Path, tiny_config: Path, tmp_path: Path, unpaired: Path):
+    assert runner.invoke(app, ["fit", str(tiny_config), "--name", "cg", "--max-steps", "1"]).exit_code == 0
+    a, b = unpaired / "trainA" / "000.png", unpaired / "trainB" / "000.png"
+    result = runner.invoke(app, ["swap", str(tmp_path / "runs" / "cg" / "last.ckpt"), "--from", str(a), "--onto",
+                                 str(b), "-o", str(tmp_path / "x.png")])
+    assert result.exit_code != 0 and "need a genegan checkpoint" in result.output
+    result = runner.invoke(app, ["interpolate", str(trained), "--onto", str(b), "-o", str(tmp_path / "y.png")])
+    assert result.exit_code != 0 and "--from DONOR" in result.output
+    result = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(b), "-o", str(b)])
+    assert result.exit_code != 0 and "refusing to overwrite" in result.output
+    result = runner.invoke(app, ["convert", str(trained), str(a), str(tmp_path / "conv")])
+    assert result.exit_code != 0 and "no AtoB generator" in result.output
+
+
+def test_faces_pairs_differ_only_around_the_eyes():
+    rng = random.Random(0)
+    for _ in range(6):
+        p = sample_face(rng, 64)
+        with_glasses, without = render_face("A", p, 64), render_face("B", p, 64)
+        changed = np.abs(with_glasses.astype(int) - without.astype(int)).sum(2) > 0
+        rows, cols = np.nonzero(changed)
+        assert changed.sum() > 60  # the glasses are visible
+        assert rows.max() - rows.min() < 26 and rows.mean() < 34  # a band across the upper face, not the mouth
+    assert np.array_equal(render_face("A", p, 64), render_face("A", p, 64))
+    with pytest.raises(ValueError):
+        render_face("C", p, 64)

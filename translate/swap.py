@@ -1,0 +1,136 @@
+"""GeneGAN's test-time modes without a Trainer: swap, linear and bilinear (matrix) interpolation.
+
+With (A, u) = split(donor) and (B, e) = split(target) (see models/genegan.py):
+- swap: the target gains the donor's object, join(B, u); the donor loses it, join(A, 0);
+- interpolation: join(B, s * u) for strengths s from 0 to 1 (s = 0 is the target with its object part
+  zeroed, s = 1 the swap);
+- matrix: over four donors u1..u4 (top-left, top-right, bottom-left, bottom-right), cell (i, j) of an
+  m x n grid is join(B, sum_k w_k u_k) with bilinear weights [(1-r)(1-c), (1-r)c, r(1-c), rc],
+  r = i/(m-1), c = j/(n-1), as in the authors' test.py.
+Images are resized to the checkpoint's training size (square, as GeneGAN trains on aligned crops) and
+written at that size. Batch form: one donor's object onto every image of a folder, with the safety of
+``translate convert`` (atomic writes, outputs never inside the input tree, bad files skipped and reported).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchvision.utils import make_grid, save_image
+
+from translate.checkpoint import load_checkpoint, load_net
+from translate.data.io import atomic_write, read_image
+from translate.data.transforms import eval_transform, to_model_range, to_tensor
+from translate.errors import CheckpointError, DataError, TranslateError
+from translate.infer import ConvertReport, gather_inputs
+
+REPORT_NAME = "swap-report.json"
+
+
+def load_genegan(checkpoint: str | Path) -> tuple[nn.Module, int]:
+    """(the encoder-decoder in eval mode, the training image size) of a GeneGAN checkpoint."""
+    ckpt = load_checkpoint(checkpoint)
+    block = ckpt["translate"]
+    if block["model"] != "genegan":
+        raise CheckpointError(f"{checkpoint}: a {block['model']} checkpoint; swap and interpolate need a "
+                              "genegan checkpoint (for other models use translate convert)")
+    return load_net(ckpt, "g"), int(block["config"]["data"]["crop_size"])
+
+
+def read_face(path: str | Path, size: int) -> Tensor:
+    """One image as [1,3,size,size] in [-1, 1]."""
+    image = eval_transform(size)(image=read_image(path))["image"]
+    return to_model_range(to_tensor(image)[None])
+
+
+@torch.no_grad()
+def swap(g: nn.Module, donor: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """(target with the donor's object, donor without its object); donor [1 or N,...], target [N,...]."""
+    bg_a, obj_a = g.split(donor)
+    bg_b, _ = g.split(target)
+    return g.join(bg_b, obj_a.expand(len(target), -1, -1, -1)), g.join(bg_a, torch.zeros_like(obj_a))
+
+
+@torch.no_grad()
+def interpolate(g: nn.Module, donor: Tensor, target: Tensor, strengths: list[float]) -> Tensor:
+    """[len(strengths),3,H,W]: the target with the donor's object scaled by each strength."""
+    _, obj = g.split(donor)
+    bg, _ = g.split(target)
+    scale = torch.tensor(strengths, dtype=obj.dtype).view(-1, 1, 1, 1)
+    return g.join(bg.expand(len(strengths), -1, -1, -1), scale * obj)
+
+
+def bilinear_weights(rows: int, cols: int) -> Tensor:
+    """[rows*cols, 4] weights of the four corners (top-left, top-right, bottom-left, bottom-right)."""
+    r = torch.linspace(0, 1, rows).view(-1, 1).expand(rows, cols).reshape(-1)
+    c = torch.linspace(0, 1, cols).view(1, -1).expand(rows, cols).reshape(-1)
+    return torch.stack([(1 - r) * (1 - c), (1 - r) * c, r * (1 - c), r * c], dim=1)
+
+
+@torch.no_grad()
+def matrix(g: nn.Module, corners: Tensor, target: Tensor, rows: int, cols: int) -> Tensor:
+    """[rows*cols,3,H,W] (row-major): the target with bilinear mixes of the four corners' objects."""
+    _, objs = g.split(corners)  # [4,k,h,w]
+    bg, _ = g.split(target)
+    mixed = torch.einsum("nc,ckhw->nkhw", bilinear_weights(rows, cols), objs)
+    return g.join(bg.expand(rows * cols, -1, -1, -1), mixed)
+
+
+def save_images(images: Tensor, path: str | Path, nrow: int) -> Path:
+    """A grid of [-1, 1] images, written atomically (one image is written as itself)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = images[0] if len(images) == 1 else make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+    grid = (grid.clamp(-1, 1) + 1) / 2
+    fmt = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}.get(path.suffix.lower(), "png")
+    atomic_write(path, lambda tmp: save_image(grid, tmp, format=fmt))
+    return path
+
+
+def swap_files(checkpoint: str | Path, donor: str | Path, target: str | Path, out: str | Path,
+               removed: str | Path | None = None) -> tuple[Path, Path]:
+    """One pair: writes the target with the donor's object to `out` and the donor without it to `removed`
+    (default: `out` with ``-removed`` before the suffix)."""
+    g, size = load_genegan(checkpoint)
+    out = Path(out)
+    removed = Path(removed) if removed else out.with_name(f"{out.stem}-removed{out.suffix or '.png'}")
+    for src in (Path(donor), Path(target)):
+        if src.resolve() in (out.resolve(), removed.resolve()):
+            raise TranslateError(f"refusing to overwrite the input {src}; choose another output path")
+    gained, lost = swap(g, read_face(donor, size), read_face(target, size))
+    return save_images(gained, out, 1), save_images(lost, removed, 1)
+
+
+def swap_folder(checkpoint: str | Path, donor: str | Path, source: str | Path, output: str | Path,
+                skip_existing: bool = False) -> ConvertReport:
+    """The donor's object onto every image of `source` (folder, glob or file), mirrored into `output`."""
+    started = time.perf_counter()
+    g, size = load_genegan(checkpoint)
+    root, files = gather_inputs(source)
+    out_root = Path(output).resolve()
+    if out_root == root.resolve() or root.resolve() in out_root.parents:
+        raise TranslateError(f"output {output} is inside the input folder {root}; choose another folder")
+    _, obj = g.split(read_face(donor, size))
+    report = ConvertReport()
+    for path in files:
+        dst = out_root / path.relative_to(root).with_suffix(".png")
+        if skip_existing and dst.exists():
+            report.skipped_existing.append(str(path))
+            continue
+        try:
+            face = read_face(path, size)
+        except DataError as err:
+            report.failed[str(path)] = err.why
+            continue
+        with torch.no_grad():
+            bg, _ = g.split(face)
+            save_images(g.join(bg, obj), dst, 1)
+        report.written.append(str(dst))
+    report.seconds = time.perf_counter() - started
+    text = json.dumps(report.to_dict(), indent=2)
+    atomic_write(out_root / REPORT_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return report
