@@ -48,8 +48,9 @@ def check_direction(direction: str) -> str:
 def net_attr(block: dict[str, Any], direction: str) -> str:
     attr = check_direction(direction)
     if attr not in block["nets"]:
+        hint = "; GeneGAN swaps objects: use translate swap / interpolate" if block["model"] == "genegan" else ""
         raise CheckpointError(f"a {block['model']} checkpoint has no {direction} generator "
-                              f"(it has: {', '.join(block['nets'])})")
+                              f"(it has: {', '.join(block['nets'])}){hint}")
     return attr
 
 
