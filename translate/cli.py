@@ -173,11 +173,16 @@ def convert(
                                skip_existing=skip_existing, batch_size=batch_size, device=device, size=size,
                                tile=tile, precision=precision, compile=compile, workers=workers,
                                progress=progress)
+    _finish_batch("converted", report, output / infer.REPORT_NAME)
+
+
+def _finish_batch(verb: str, report, path: Path) -> None:
+    """Summary of a batch job (convert, swap on a folder): counts, rate, failures; exit 3 if any failed."""
     rate = f", {len(report.written) / report.seconds:.2f} images/s" if report.written and report.seconds else ""
-    typer.echo(f"converted {len(report.written)}, kept {len(report.skipped_existing)} existing, "
-               f"failed {len(report.failed)} in {report.seconds:.1f} s{rate} (report: {output / infer.REPORT_NAME})")
-    for path, why in report.failed.items():
-        typer.echo(f"failed: {path}: {why}", err=True)
+    typer.echo(f"{verb} {len(report.written)}, kept {len(report.skipped_existing)} existing, "
+               f"failed {len(report.failed)} in {report.seconds:.1f} s{rate} (report: {path})")
+    for source, why in report.failed.items():
+        typer.echo(f"failed: {source}: {why}", err=True)
     if report.failed:
         raise typer.Exit(3)
 
@@ -274,12 +279,7 @@ def swap(
     with user_errors():
         if onto.is_dir() or any(ch in str(onto) for ch in "*?["):
             result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing)
-            typer.echo(f"swapped {len(result.written)}, kept {len(result.skipped_existing)} existing, failed "
-                       f"{len(result.failed)} in {result.seconds:.1f} s (report: {out / genegan.REPORT_NAME})")
-            for path, why in result.failed.items():
-                typer.echo(f"failed: {path}: {why}", err=True)
-            if result.failed:
-                raise typer.Exit(3)
+            _finish_batch("swapped", result, out / genegan.REPORT_NAME)
             return
         gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed)
     typer.echo(f"with the object: {gained}\nwithout it:      {lost}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -76,20 +75,14 @@ def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> 
     return EvalData(images, sources, (train.files_a, train.files_b), paired)
 
 
-def _autocast(device: torch.device):
-    if device.type != "cuda":
-        return nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-
-
 @torch.no_grad()
 def translate_images(net: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
     """uint8 [N,3,H,W] -> translated uint8 [N,3,H,W] on the CPU, with `net` on its own device."""
-    from translate.infer import translate_tensor
+    from translate.infer import autocast_for, translate_tensor
 
     device = next(net.parameters()).device
     out = []
-    with _autocast(device):
+    with autocast_for(device):
         for i in range(0, len(images), batch_size):
             x = to_model_range(images[i:i + batch_size].to(device))
             out.append(to_uint8(translate_tensor(net, x)).cpu())
@@ -104,9 +97,13 @@ class Scorer:
     extractor: nn.Module
     classifier: DomainClassifier | None = None
     real: dict[str, torch.Tensor] = field(default_factory=dict)
+    do_nothing: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.real = {d: extract(self.extractor, imgs) for d, imgs in self.data.images.items()}
+        for direction, (source, target) in DIRECTIONS.items():  # the untranslated inputs' scores, for scale
+            scores = fid_kid(self.real[target], self.real[source])
+            self.do_nothing[direction] = {k: scores[k] for k in ("fid", "kid_mean", "kid_std")}
 
     def score(self, net: nn.Module, direction: str) -> tuple[dict[str, Any], torch.Tensor]:
         """(metrics, translated uint8 images) for one direction's generator."""
@@ -114,9 +111,7 @@ class Scorer:
         inputs = self.data.images[source]
         fake = translate_images(net, inputs)
         metrics: dict[str, Any] = fid_kid(self.real[target], extract(self.extractor, fake))
-        # the same scores for the untranslated inputs: what "doing nothing" gets, for scale
-        baseline = fid_kid(self.real[target], self.real[source])
-        metrics["do_nothing"] = {k: baseline[k] for k in ("fid", "kid_mean", "kid_std")}
+        metrics["do_nothing"] = self.do_nothing[direction]
         if self.classifier is not None:  # the share of each set the classifier puts in the target domain
             metrics["domain_classifier"] = {
                 "translated": share_classified_as(self.classifier, fake, target),

@@ -57,6 +57,11 @@ class ConvertReport:
     failed: dict[str, str] = field(default_factory=dict)  # input path -> why
     seconds: float = 0.0
 
+    def write(self, path: Path) -> None:
+        """The report as JSON at `path`, written atomically."""
+        text = json.dumps(self.to_dict(), indent=2)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
     def to_dict(self) -> dict:
         return {"written": len(self.written), "skipped_existing": len(self.skipped_existing),
                 "failed": self.failed, "seconds": round(self.seconds, 3),
@@ -229,7 +234,8 @@ def _plan(jobs: list[_Job], batch_size: int, tile: int | None) -> list[list[int]
     return batches
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast_for(device: torch.device, precision: str = "auto"):
+    """The autocast context for `precision` on `device` (auto: bf16, else fp16, on CUDA; fp32 elsewhere)."""
     if precision not in PRECISIONS:
         raise TranslateError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if precision == "auto":
@@ -266,7 +272,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if batch_size is None:
         batch_size = 8 if dev.type == "cuda" else 1
-    autocast = _autocast(dev, precision)
+    autocast = autocast_for(dev, precision)
     net.to(dev)
     if dev.type == "cuda":
         net.to(memory_format=torch.channels_last)
@@ -334,5 +340,5 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
     report.failed = dict(sorted(report.failed.items()))
     report.seconds = time.perf_counter() - started
     out_root.mkdir(parents=True, exist_ok=True)
-    (out_root / REPORT_NAME).write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    report.write(out_root / REPORT_NAME)
     return report

@@ -24,15 +24,12 @@ import warnings
 from pathlib import Path
 from unittest import mock
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.data.io import read_image
 from translate.data.transforms import to_model_range
-from translate.errors import DataError, TranslateError
+from translate.errors import TranslateError
 from translate.nets.classifier import DomainClassifier
 
 log = logging.getLogger(__name__)
@@ -213,27 +210,15 @@ def classifier_input(images: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _load_small(files: list[Path], limit: int, size: int) -> torch.Tensor:
-    """uint8 [N,3,size,size]: resized as evaluation resizes test images, so the classifier sees the same."""
-    images = []
-    for path in files[:limit]:
-        try:
-            array = read_image(path)
-        except DataError as err:
-            log.warning("classifier: skipping %s", err)
-            continue
-        small = cv2.resize(array, (size, size), interpolation=cv2.INTER_CUBIC)  # as eval_transform
-        images.append(torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))))
-    if not images:
-        raise TranslateError(f"classifier: no readable training images in {files[0].parent if files else '?'}")
-    return torch.stack(images)
-
-
 def train_classifier(files_a: list[Path], files_b: list[Path], size: int = CLASSIFIER_SIZE, steps: int = 200,
                      batch_size: int = 32, seed: int = 0, limit: int = 2000) -> DomainClassifier:
     """A :class:`DomainClassifier` trained on (at most `limit` per domain) real images first resized to
     `size` (the evaluation size), with flips. Deterministic for a seed; the global RNG is left as it was."""
-    a, b = _load_small(files_a, limit, size), _load_small(files_b, limit, size)
+    from translate.data.datamodule import load_samples
+
+    a, b = (load_samples(files[:limit], limit, size) for files in (files_a, files_b))  # as evaluation resizes
+    if not len(a) or not len(b):
+        raise TranslateError("classifier: a domain has no readable training images")
     log.info("training a domain classifier on %d + %d training images (%d steps)", len(a), len(b), steps)
     images = torch.cat([a, b])
     labels = torch.cat([torch.zeros(len(a)), torch.ones(len(b))])

@@ -30,7 +30,7 @@ def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     if not run_dir.is_dir():
         raise TranslateError(f"run folder not found: {run_dir}")
     files = sorted((run_dir / "logs" / "csv").glob("version_*/metrics.csv"),
-                   key=lambda p: int(p.parent.name.split("_")[1]) if p.parent.name.split("_")[1].isdigit() else 0)
+                   key=lambda p: int(p.parent.name.removeprefix("version_") or 0))  # version_10 after version_9
     if not files:
         raise TranslateError(f"{run_dir}: no logs/csv/version_*/metrics.csv (is it a translate fit run folder?)")
     series: dict[str, dict[int, float]] = {}

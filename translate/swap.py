@@ -14,7 +14,6 @@ written at that size. Batch form: one donor's object onto every image of a folde
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -131,6 +130,5 @@ def swap_folder(checkpoint: str | Path, donor: str | Path, source: str | Path, o
             save_images(g.join(bg, obj), dst, 1)
         report.written.append(str(dst))
     report.seconds = time.perf_counter() - started
-    text = json.dumps(report.to_dict(), indent=2)
-    atomic_write(out_root / REPORT_NAME, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    report.write(out_root / REPORT_NAME)
     return report

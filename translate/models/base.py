@@ -89,13 +89,15 @@ class TranslationModel(pl.LightningModule):
             for attr in self.net_specs:
                 getattr(self, attr).compile()
 
-    def make_optimizer(self, params: Any, kind: str = "adam") -> torch.optim.Optimizer:
-        """Adam with the config's betas and weight decay, or RMSprop (the original WGAN's); fused on CUDA."""
+    def make_optimizer(self, params: Any, kind: str = "adam", weight_decay: float | None = None,
+                       alpha: float = 0.99) -> torch.optim.Optimizer:
+        """Adam with the config's betas, or RMSprop (the original WGAN's; smoothing `alpha`); the config's
+        weight decay unless `weight_decay` is given; fused on CUDA."""
         o = self.cfg.optim
-        weight_decay = o.weight_decay
+        weight_decay = o.weight_decay if weight_decay is None else weight_decay
         fused = (self.device.type == "cuda") or None  # one kernel for all parameters; CPU keeps the default
         if kind == "rmsprop":
-            return torch.optim.RMSprop(params, lr=o.lr, weight_decay=weight_decay)
+            return torch.optim.RMSprop(params, lr=o.lr, alpha=alpha, weight_decay=weight_decay)
         return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=fused)
 
     # ----------------------------------------------------------------- epochs

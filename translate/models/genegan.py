@@ -62,13 +62,12 @@ class GeneGAN(TranslationModel):
             raise ValueError(f"GeneGAN needs a generator with split/join; '{m.generator.arch}' has none")
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        o = self.cfg.optim
-        if self.adversarial.optimizer == "rmsprop":  # the authors': decay 0.8, weight decay on G only
-            opt_g = torch.optim.RMSprop(self.g.parameters(), lr=o.lr, alpha=0.8, weight_decay=o.weight_decay)
-            opt_d = torch.optim.RMSprop(list(self.d_a.parameters()) + list(self.d_b.parameters()), lr=o.lr, alpha=0.8)
-            return [opt_g, opt_d]
-        return [self.make_optimizer(self.g.parameters()),
-                self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()))]
+        kind = self.adversarial.optimizer
+        d_params = list(self.d_a.parameters()) + list(self.d_b.parameters())
+        if kind == "rmsprop":  # the authors': decay 0.8, weight decay on G only
+            return [self.make_optimizer(self.g.parameters(), kind, alpha=0.8),
+                    self.make_optimizer(d_params, kind, weight_decay=0.0, alpha=0.8)]
+        return [self.make_optimizer(self.g.parameters(), kind), self.make_optimizer(d_params, kind)]
 
     # ----------------------------------------------------------------- schedule
 
