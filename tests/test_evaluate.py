@@ -145,7 +145,7 @@ def checkpoint(tiny_config: Path, tmp_path: Path) -> Path:
 
 
 REPORT_KEYS = {"fid", "kid_mean", "kid_std", "kid_subset_size", "do_nothing", "inputs", "targets", "n_inputs",
-               "n_targets", "grid"}
+               "n_targets", "grid", "skipped"}
 
 
 def test_evaluate_writes_the_documented_report_and_grids(checkpoint: Path, tmp_path: Path, unpaired: Path):
@@ -163,6 +163,14 @@ def test_evaluate_writes_the_documented_report_and_grids(checkpoint: Path, tmp_p
         assert scores["n_inputs"] == 2 and scores["fid"] >= 0
         with Image.open(scores["grid"]) as grid:  # inputs above, translations below: 2 rows, 2 columns
             assert grid.size == (2 + 2 * 34, 2 + 2 * 34)
+    # an unreadable test image is skipped, named in the report with its reason, and left as it was
+    (unpaired / "testA" / "broken.png").write_bytes(b"\x89PNG broken")
+    result = runner.invoke(app, ["evaluate", str(checkpoint), "--features", "pixels", "--out", str(out)])
+    assert result.exit_code == 0 and "broken.png" in result.output
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert list(report["directions"]["AtoB"]["skipped"]) == [str(unpaired / "testA" / "broken.png")]
+    assert report["directions"]["AtoB"]["n_inputs"] == 2 and report["directions"]["BtoA"]["n_targets"] == 2
+    assert (unpaired / "testA" / "broken.png").read_bytes() == b"\x89PNG broken"
     # one direction only, and a checkpoint that is not one
     only = evaluate(checkpoint, directions=("BtoA",), features="pixels", out_dir=tmp_path / "only")
     assert list(only["directions"]) == ["BtoA"]

@@ -250,6 +250,9 @@ def evaluate(
             row.append(f"{c['translated']:.0%} ({c['do_nothing']:.0%})" if c else "")
         table.add_row(*row)
     Console().print(table)
+    skipped = {path: why for m in report["directions"].values() for path, why in m["skipped"].items()}
+    for path, why in skipped.items():
+        typer.echo(f"skipped: {path}: {why}", err=True)
     for name, m in report["directions"].items():
         if "paired" in m:
             t, d = m["paired"]["translated"], m["paired"]["do_nothing"]

@@ -49,6 +49,7 @@ class EvalData:
 
     images: dict[str, torch.Tensor]
     sources: dict[str, str]
+    skipped: dict[str, dict[str, str]]  # domain -> {unreadable file: why}
     train_files: tuple[list[Path], list[Path]]
     paired: bool  # test pairs equal except for the translated property (built-in datasets)
 
@@ -60,7 +61,7 @@ def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> 
     train = UnpairedDataset(folders["trainA"], folders["trainB"], transform=None,
                             holdout_a=data_cfg.holdout if folders["testA"] is None else 0.0,
                             holdout_b=data_cfg.holdout if folders["testB"] is None else 0.0, seed=seed)
-    images, sources = {}, {}
+    images, sources, skipped = {}, {}, {}
     for domain, held in (("A", train.held_a), ("B", train.held_b)):
         folder = folders[f"test{domain}"]
         files = list_images(folder) if folder is not None else held
@@ -69,10 +70,11 @@ def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> 
                                  f"(data.holdout={data_cfg.holdout}); add a test{domain}/ folder")
         if max_images:
             files = files[:max_images]
-        images[domain] = load_samples(files, len(files), size)
+        skipped[domain] = {}
+        images[domain] = load_samples(files, len(files), size, skipped[domain])
         sources[domain] = str(folder) if folder is not None else f"{len(held)} held-out training images"
     paired = not data_cfg.dir_a and is_builtin(data_cfg.dataset)
-    return EvalData(images, sources, (train.files_a, train.files_b), paired)
+    return EvalData(images, sources, skipped, (train.files_a, train.files_b), paired)
 
 
 @torch.no_grad()
@@ -189,6 +191,7 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tup
         report["directions"][direction] = {
             "inputs": data.sources[source], "targets": data.sources[target],
             "n_inputs": len(data.images[source]), "n_targets": len(data.images[target]),
+            "skipped": {**data.skipped[source], **data.skipped[target]},  # unreadable files, and why
             **metrics, "grid": str(grid)}
     report["seconds"] = round(time.perf_counter() - started, 2)
     text = json.dumps(report, indent=2)

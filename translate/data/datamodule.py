@@ -47,9 +47,10 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def load_samples(source: Path | list[Path], n: int, size: int) -> torch.Tensor:
+def load_samples(source: Path | list[Path], n: int, size: int,
+                 skipped: dict[str, str] | None = None) -> torch.Tensor:
     """The first `n` readable images of a folder (or of a list of files), resized for sample grids:
-    uint8 [n,3,size,size]."""
+    uint8 [n,3,size,size]. Unreadable files are logged, and recorded in `skipped` (path -> why) if given."""
     transform = eval_transform(size)
     images = []
     files = source if isinstance(source, list) else list_images(source)
@@ -60,6 +61,8 @@ def load_samples(source: Path | list[Path], n: int, size: int) -> torch.Tensor:
             images.append(to_tensor(transform(image=read_image(path))["image"]))
         except DataError as err:
             warn_skipped(err)
+            if skipped is not None:
+                skipped[str(err.path)] = err.why
     return torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
 
 
