@@ -145,6 +145,53 @@ def test_ddp_on_two_cpu_processes_shares_one_run_folder(tiny_config: Path, tmp_p
     assert proc.stdout.count("trained ") == 1  # only rank 0 reports
 
 
+def test_a_crash_loses_at_most_the_epoch_in_progress_and_resume_is_exact(tiny_config: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    """last.ckpt is written at every epoch end, not only when training ends: a run that dies in epoch 3
+    (no handler runs on SIGKILL or a power cut) resumes from the end of epoch 2 and ends equal to a run that
+    never stopped."""
+    import pytorch_lightning as pl
+
+    from translate import train
+
+    runs = tmp_path / "runs"
+    assert run("fit", str(tiny_config), "--name", "straight", "--max-epochs", "3").exit_code == 0
+
+    seen: list[tuple[int, int, int | None]] = []
+
+    class Crash(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            ckpt = runs / "crash" / "last.ckpt"
+            epoch = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] if ckpt.exists() else None
+            seen.append((trainer.current_epoch, batch_idx, epoch))
+            if trainer.current_epoch == 2 and batch_idx == 2:
+                raise RuntimeError("simulated crash")
+
+    build = train.build_trainer
+
+    def with_crash(cfg, run_dir):
+        trainer = build(cfg, run_dir)
+        trainer.callbacks.insert(0, Crash())
+        return trainer
+
+    monkeypatch.setattr(train, "build_trainer", with_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run("fit", str(tiny_config), "--name", "crash", "--max-epochs", "3")
+    monkeypatch.undo()
+    # No checkpoint during epoch 1; from epoch 2 on, the one written when the previous epoch ended.
+    assert {(e, b): saved for e, b, saved in seen if b == 0} == {(0, 0): None, (1, 0): 0, (2, 0): 1}
+    assert not list((runs / "crash").glob(".*partial"))  # written beside, then renamed over last.ckpt
+
+    resumed = run("fit", str(tiny_config), "--name", "crash", "--max-epochs", "3", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "trained 12 batches" in resumed.output  # epoch 3 again, from its start (batch counts are totals)
+    a = torch.load(runs / "straight" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(runs / "crash" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 3 * 4 * 2 and a["epoch"] == b["epoch"] == 3
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+
+
 def test_resume_after_a_mid_epoch_stop_continues_from_the_step_reached(tiny_config: Path, tmp_path: Path):
     """--max-steps can stop inside an epoch; resuming continues from there (not from epoch 1).
 

@@ -1,15 +1,17 @@
 """Lightning callbacks built by train.py: sample grids (PNG files and the logger), evaluation during
-training (FID/KID, best.ckpt) and graceful stops."""
+training (FID/KID, best.ckpt), last.ckpt at every epoch end, and graceful stops."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
@@ -136,6 +138,34 @@ class Evaluate(pl.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.best, self.best_batch = state_dict["best"], state_dict["best_batch"]
+
+
+class EpochCheckpoint(Checkpoint):
+    """Write ``<run>/last.ckpt`` at the end of every epoch and when training ends or stops (--max-steps, a
+    signal), so a crash or a killed job (no handler runs on SIGKILL or a power cut) loses at most the epoch in
+    progress, and ``--resume`` continues from the last finished epoch exactly. Lightning's ``save_last``
+    writes only when training ends.
+
+    The file is written beside the old one and renamed over it, so a kill during the write leaves the
+    previous ``last.ckpt`` whole. All ranks call this (the save has a barrier); rank 0 writes. As a
+    ``Checkpoint`` subclass, Lightning runs it after the other callbacks, so their state is current.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def save(self, trainer: pl.Trainer) -> None:
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            os.replace(partial, self.path)
+        trainer.strategy.barrier("EpochCheckpoint")
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.save(trainer)  # the final state, with the last epoch counted as finished
 
 
 class GracefulStop(pl.Callback):

@@ -21,7 +21,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from translate.callbacks import Evaluate, GracefulStop, SampleGrids
+from translate.callbacks import EpochCheckpoint, Evaluate, GracefulStop, SampleGrids
 from translate.checkpoint import check_block, load_checkpoint
 from translate.errors import CheckpointError, DataError
 from translate.config import Config, ConfigError, preset_names, read_preset, read_yaml, resolve
@@ -156,7 +156,7 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
     logs = run_dir / "logs"
     tb = logs / "tensorboard"
     version = len(list(tb.glob("version_*"))) if tb.is_dir() else 0  # one per attempt (resumes add one)
-    checkpoints = [ModelCheckpoint(dirpath=run_dir, save_top_k=0, save_last=True, every_n_epochs=1)]
+    checkpoints: list[pl.Callback] = [EpochCheckpoint(run_dir / "last.ckpt")]  # each epoch and at the end
     if t.checkpoint_every_n_epochs:
         checkpoints.append(ModelCheckpoint(dirpath=run_dir, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
                                            every_n_epochs=t.checkpoint_every_n_epochs, save_top_k=-1))
