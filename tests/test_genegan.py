@@ -193,3 +193,41 @@ def test_faces_pairs_differ_only_around_the_eyes():
     assert np.array_equal(render_face("A", p, 64), render_face("A", p, 64))
     with pytest.raises(ValueError):
         render_face("C", p, 64)
+
+
+def test_resume_is_exact_and_bf16_and_ddp_train(tmp_path: Path, unpaired: Path):
+    """GeneGAN behaves like the other models: 1 epoch + --resume for 1 more equals 2 epochs straight (the
+    critic schedule, a pure function of the batch index, crosses the epoch boundary), bf16 autocast trains
+    with finite weights, and 2-process CPU DDP (gloo) writes one run with the sharded step count."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump(tiny_cfg(tmp_path, unpaired, adversarial="lsgan", critic_burst=2,
+                                            critic_burst_every=2)))
+    runs = tmp_path / "runs"
+    assert runner.invoke(app, ["fit", str(path), "--name", "s", "--max-epochs", "2"]).exit_code == 0
+    assert runner.invoke(app, ["fit", str(path), "--name", "p", "--max-epochs", "1"]).exit_code == 0
+    resumed = runner.invoke(app, ["fit", str(path), "--name", "p", "--max-epochs", "2", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    a, b = (torch.load(runs / n / "last.ckpt", map_location="cpu", weights_only=True) for n in ("s", "p"))
+    # 4 A images, batch 2: 4 batches in 2 epochs; a burst of 2, then every 2nd a G step: D D | G D
+    assert a["optimizer_states"][0]["state"][0]["step"] == 1 and a["optimizer_states"][1]["state"][0]["step"] == 3
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+
+    bf16 = runner.invoke(app, ["fit", str(path), "--name", "bf16", "--max-epochs", "2", "--precision", "bf16-mixed"])
+    assert bf16.exit_code == 0, bf16.output
+    c = torch.load(runs / "bf16" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in c["state_dict"].values() if v.is_floating_point())
+    assert any(not torch.equal(a["state_dict"][k], c["state_dict"][k]) for k in a["state_dict"] if k.startswith("g."))
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
+    proc = subprocess.run([sys.executable, "-m", "translate.cli", "fit", str(path), "--name", "ddp", "--devices", "2",
+                           "--max-epochs", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in runs.iterdir()) == ["bf16", "ddp", "p", "s"]
+    d = torch.load(runs / "ddp" / "last.ckpt", map_location="cpu", weights_only=True)
+    # sharded: 2 A images per rank, 1 batch per rank per epoch, 2 batches in all: D D
+    assert d["epoch"] == 2 and d["optimizer_states"][1]["state"][0]["step"] == 2
