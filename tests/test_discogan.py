@@ -124,6 +124,17 @@ def test_generator_loss_is_the_authors_mix():
     assert set(terms) == {"adv_ab", "fm_ab", "recon_a", "adv_ba", "fm_ba", "recon_b"}
 
 
+def test_optional_identity_term_keeps_each_domain_as_it_is():
+    model = tiny(lambda_identity=0.5).train()
+    batch = model.on_after_batch_transfer(batch_of(2, 64), 0)
+    a, b = batch["A"], batch["B"]
+    terms = model.generator_terms(a, b, 0.5)
+    assert {"idt_ab", "idt_ba"} <= set(terms)
+    with torch.no_grad():  # batch-norm statistics of the batch, as in the step (train mode)
+        torch.testing.assert_close(terms["idt_ab"].detach(), 0.5 * nn.MSELoss()(model.g_ab(b), b), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(terms["idt_ba"].detach(), 0.5 * nn.MSELoss()(model.g_ba(a), a), rtol=1e-4, atol=1e-6)
+
+
 def test_optimizers_are_the_authors_adam():
     opt_g, opt_d = tiny().configure_optimizers()
     for opt in (opt_g, opt_d):

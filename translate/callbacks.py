@@ -156,7 +156,7 @@ class EpochCheckpoint(Checkpoint):
 
     def save(self, trainer: pl.Trainer) -> None:
         partial = self.path.with_name(f".{self.path.name}.partial")
-        trainer.save_checkpoint(partial)
+        trainer.save_checkpoint(partial, weights_only=False)
         if trainer.is_global_zero:
             os.replace(partial, self.path)
         trainer.strategy.barrier("EpochCheckpoint")

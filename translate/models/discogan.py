@@ -24,6 +24,10 @@ Deviations from the authors' code, all deliberate:
   min(|A|, |B|) per epoch.
 - On discriminator batches the fakes are made under no_grad; the authors build them with a graph and only
   step the discriminators' optimizer, which gives the same update.
+- ``losses.lambda_identity`` (0 in the recipe, absolute weight) adds CycleGAN's identity term,
+  reconstruction(G_AB(b), b) + reconstruction(G_BA(a), a). DiscoGAN only asks for a bijection between the
+  domains, and on the built-in stripes it often finds one that also swaps colours or inverts the
+  background; the demo preset uses a small identity weight to keep them (configs/discogan-stripes.yaml).
 - Nets with batch norm see real and fake images in separate calls, as in the authors' code (batch
   statistics per call); any registered generator/discriminator with ``forward_features`` can be used.
 """
@@ -47,7 +51,7 @@ class DiscoGAN(TwoWayModel):
                   "discriminator": {"arch": "discogan", "ndf": 64, "norm": "batch"},
                   "pool_size": 0, "init_type": "default"},
         "losses": {"adversarial": "vanilla", "reconstruction": "l2", "fm_weight": 0.9, "recon_rate": 0.5,
-                   "recon_rate_start": 0.01, "recon_curriculum": 10000},
+                   "recon_rate_start": 0.01, "recon_curriculum": 10000, "lambda_identity": 0.0},
         "optim": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "weight_decay": 1e-5, "n_epochs": 100,
                   "n_epochs_decay": 0},
         "data": {"load_size": 64, "crop_size": 64, "flip": False, "batch_size": 64},
@@ -90,6 +94,10 @@ class DiscoGAN(TwoWayModel):
             terms[f"adv_{direction}"] = (1 - rate) * (1 - w.fm_weight) * adv
             terms[f"fm_{direction}"] = (1 - rate) * w.fm_weight * fm
             terms[f"recon_{direction[0]}"] = rate * recon
+        if w.lambda_identity > 0:  # optional, not the authors': G_AB(b) = b and G_BA(a) = a (CycleGAN's term)
+            idt_b, idt_a = self.g_ab(real_b), self.g_ba(real_a)
+            terms["idt_ab"] = w.lambda_identity * self.reconstruction(idt_b.float(), real_b.float())
+            terms["idt_ba"] = w.lambda_identity * self.reconstruction(idt_a.float(), real_a.float())
         return terms
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
