@@ -192,6 +192,16 @@ def test_a_crash_loses_at_most_the_epoch_in_progress_and_resume_is_exact(tiny_co
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
 
 
+def test_discriminators_can_have_their_own_learning_rate(tiny_config: Path, tmp_path: Path):
+    result = run("fit", str(tiny_config), "--name", "ttur", "--max-epochs", "2", "--set", "optim.lr_d=1e-4")
+    assert result.exit_code == 0, result.output
+    ckpt = torch.load(tmp_path / "runs" / "ttur" / "last.ckpt", map_location="cpu", weights_only=True)
+    g, d = (ckpt["optimizer_states"][i]["param_groups"][0] for i in (0, 1))
+    # both follow the schedule (epoch 2 of n_epochs = n_epochs_decay = 1: half the rate)
+    assert g["lr"] == pytest.approx(2e-4 * 0.5) and d["lr"] == pytest.approx(1e-4 * 0.5)
+    assert run("fit", "stripes", "--dry-run", "--set", "optim.lr_d=-1").exit_code != 0
+
+
 def test_resume_after_a_mid_epoch_stop_continues_from_the_step_reached(tiny_config: Path, tmp_path: Path):
     """--max-steps can stop inside an epoch; resuming continues from there (not from epoch 1).
 

@@ -80,6 +80,7 @@ class LossConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 2e-4
+    lr_d: float = 0.0  # the discriminators' learning rate when different (two time-scale updates); 0: lr
     beta1: float = 0.5
     beta2: float = 0.999
     weight_decay: float = 0.0  # Adam's L2 weight decay, G and D (DiscoGAN: 1e-5)
@@ -412,7 +413,7 @@ def validate(cfg: Config) -> None:
         "train.checkpoint_every_n_epochs": cfg.train.checkpoint_every_n_epochs,
         "train.sample_every_n_steps": cfg.train.sample_every_n_steps,
         "losses.recon_curriculum": cfg.losses.recon_curriculum, "losses.g_steps": cfg.losses.g_steps,
-        "optim.weight_decay": cfg.optim.weight_decay, "eval.every": cfg.eval.every,
+        "optim.weight_decay": cfg.optim.weight_decay, "optim.lr_d": cfg.optim.lr_d, "eval.every": cfg.eval.every,
         "losses.lambda_recon": cfg.losses.lambda_recon, "losses.lambda_parallelogram": cfg.losses.lambda_parallelogram,
         "losses.lambda_nulling": cfg.losses.lambda_nulling, "losses.lambda_reproduction": cfg.losses.lambda_reproduction,
         "losses.critic_burst": cfg.losses.critic_burst,

@@ -90,15 +90,16 @@ class TranslationModel(pl.LightningModule):
                 getattr(self, attr).compile()
 
     def make_optimizer(self, params: Any, kind: str = "adam", weight_decay: float | None = None,
-                       alpha: float = 0.99) -> torch.optim.Optimizer:
+                       alpha: float = 0.99, lr: float | None = None) -> torch.optim.Optimizer:
         """Adam with the config's betas, or RMSprop (the original WGAN's; smoothing `alpha`); the config's
-        weight decay unless `weight_decay` is given; fused on CUDA."""
+        learning rate and weight decay unless given; fused on CUDA."""
         o = self.cfg.optim
         weight_decay = o.weight_decay if weight_decay is None else weight_decay
+        lr = o.lr if lr is None else lr
         fused = (self.device.type == "cuda") or None  # one kernel for all parameters; CPU keeps the default
         if kind == "rmsprop":
-            return torch.optim.RMSprop(params, lr=o.lr, alpha=alpha, weight_decay=weight_decay)
-        return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=fused)
+            return torch.optim.RMSprop(params, lr=lr, alpha=alpha, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=fused)
 
     # ----------------------------------------------------------------- epochs
 
@@ -113,11 +114,17 @@ class TranslationModel(pl.LightningModule):
         random.seed(seed)
         factor = self.lr_factor(epoch)
         optimizers = self.optimizers()
-        for opt in optimizers if isinstance(optimizers, list) else [optimizers]:
+        for opt, base in zip(optimizers if isinstance(optimizers, list) else [optimizers], self.base_lrs()):
             for group in opt.param_groups:
-                group["initial_lr"] = self.cfg.optim.lr  # the config's, also when a resume changed it
+                group["initial_lr"] = base  # the config's, also when a resume changed it
                 group["lr"] = group["initial_lr"] * factor
         self.log("lr_factor", factor, on_step=False, on_epoch=True, sync_dist=False)
+
+    def base_lrs(self) -> list[float]:
+        """Learning rates of the optimizers, in configure_optimizers' order: the generators', then the
+        discriminators' (``optim.lr_d`` when set)."""
+        o = self.cfg.optim
+        return [o.lr, o.lr_d or o.lr]
 
     @property
     def batches_done(self) -> int:
@@ -243,7 +250,8 @@ class TwoWayModel(TranslationModel):
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         kind = self.adversarial.optimizer
         opt_g = self.make_optimizer(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), kind)
-        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind)
+        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind,
+                                    lr=self.base_lrs()[1])
         return [opt_g, opt_d]
 
     def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:

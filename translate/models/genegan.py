@@ -66,8 +66,8 @@ class GeneGAN(TranslationModel):
         d_params = list(self.d_a.parameters()) + list(self.d_b.parameters())
         if kind == "rmsprop":  # the authors': decay 0.8, weight decay on G only
             return [self.make_optimizer(self.g.parameters(), kind, alpha=0.8),
-                    self.make_optimizer(d_params, kind, weight_decay=0.0, alpha=0.8)]
-        return [self.make_optimizer(self.g.parameters(), kind), self.make_optimizer(d_params, kind)]
+                    self.make_optimizer(d_params, kind, weight_decay=0.0, alpha=0.8, lr=self.base_lrs()[1])]
+        return [self.make_optimizer(self.g.parameters(), kind), self.make_optimizer(d_params, kind, lr=self.base_lrs()[1])]
 
     # ----------------------------------------------------------------- schedule
 
