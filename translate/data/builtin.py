@@ -186,6 +186,7 @@ BUILTIN_DATASETS: dict[str, BuiltinSpec] = {
         description="cartoon faces with (A) and without (B) eyeglasses, for GeneGAN; face and pose preserved",
         image_size=64,
         counts={"trainA": 800, "trainB": 800, "testA": 64, "testB": 64},
+        version=2,  # v2: bolder rims and tinted lenses
         sample=sample_face,
         render=render_face,
     ),

@@ -116,14 +116,14 @@ def render_face(domain: str, p: FaceParams, size: int, supersample: int = 4) -> 
     mouth = ellipse(0.0, 0.45, p.smile, 0.09) & ~ellipse(0.0, 0.40, p.smile * 1.05, 0.08)
     paint(mouth, (150, 40, 50))
     if domain == "A":
-        width = 0.045  # rim thickness in face units
+        width = 0.08  # rim thickness in face units: ~1.5 px at 64 px, bold enough to learn in minutes
         for side in (-1, 1):
             cu, cv, r = side * 0.38, -0.12, p.rim / 0.25 * 0.25
             if p.square_rims:
                 d = np.maximum(np.abs(fu - cu) / (r * 1.15), np.abs(v - cv) / r)
             else:
                 d = np.sqrt(((fu - cu) / (r * 1.15)) ** 2 + ((v - cv) / r) ** 2)
-            paint(d <= 1.0, (235, 240, 255), alpha=0.15)  # the lens' faint tint
+            paint(d <= 1.0, (70, 80, 100), alpha=0.3)  # tinted lenses
             paint((d <= 1.0) & (d >= 1.0 - width / r), p.frame)
             temple = (np.abs(v - cv + 0.02) <= width * 0.8) & (np.abs(fu) >= 0.38 + r * 1.1) & (np.abs(u) <= 1.0)
             paint(temple & (np.sign(fu) == side), p.frame)
