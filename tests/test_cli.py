@@ -202,6 +202,19 @@ def test_discriminators_can_have_their_own_learning_rate(tiny_config: Path, tmp_
     assert run("fit", "stripes", "--dry-run", "--set", "optim.lr_d=-1").exit_code != 0
 
 
+def test_strategy_flag_forces_ddp_and_rejects_unknown_strategies(tiny_config: Path, tmp_path: Path):
+    from translate import train
+    from translate.config import resolve
+
+    cfg = resolve(yaml.safe_load(tiny_config.read_text()), flags={"train.strategy": "ddp"})
+    trainer = train.build_trainer(cfg, tmp_path / "runs" / "one")
+    assert type(trainer.strategy).__name__ == "DDPStrategy" and trainer.world_size == 1
+    assert type(train.build_trainer(resolve(yaml.safe_load(tiny_config.read_text())), tmp_path / "x").strategy).__name__ \
+        == "SingleDeviceStrategy"
+    result = runner.invoke(app, ["fit", str(tiny_config), "--dry-run", "--strategy", "fsdp"])
+    assert result.exit_code != 0 and "train.strategy" in result.output
+
+
 def test_resume_after_a_mid_epoch_stop_continues_from_the_step_reached(tiny_config: Path, tmp_path: Path):
     """--max-steps can stop inside an epoch; resuming continues from there (not from epoch 1).
 

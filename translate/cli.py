@@ -87,6 +87,7 @@ def fit(
     accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu, mps or auto.")] = None,
     devices: Annotated[Optional[str], typer.Option(help="auto, a count (2) or ids (0,1); >1 uses DDP.")] = None,
     num_nodes: Annotated[Optional[int], typer.Option(help="Machines for multi-node DDP.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="auto (DDP when devices x nodes > 1) or ddp.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed or 16-mixed.")] = None,
     adversarial: Annotated[Optional[str], typer.Option(
         help=f"Adversarial objective (losses.adversarial): {', '.join(ADVERSARIAL)}.")] = None,
@@ -104,7 +105,7 @@ def fit(
     flags = {
         "train.run_name": name, "train.max_epochs": max_epochs, "train.max_steps": max_steps,
         "data.batch_size": batch_size, "train.accelerator": accelerator, "train.devices": devices,
-        "train.num_nodes": num_nodes, "train.precision": precision, "train.seed": seed,
+        "train.num_nodes": num_nodes, "train.strategy": strategy, "train.precision": precision, "train.seed": seed,
         "data.root": data_root, "train.out_dir": out_dir, "losses.adversarial": adversarial,
         "model.name": model, "data.dir_a": dir_a, "data.dir_b": dir_b, "train.init": init,
     }

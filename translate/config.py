@@ -110,6 +110,7 @@ class TrainConfig:
     accelerator: str = "auto"
     devices: str = "auto"  # "auto", a count ("2") or a list ("0,1")
     num_nodes: int = 1
+    strategy: str = "auto"  # auto: DDP when devices x nodes > 1, else one process; ddp: DDP even on one device
     precision: str = "32-true"
     seed: int = 0
     out_dir: str = "checkpoints"
@@ -395,6 +396,7 @@ def validate(cfg: Config) -> None:
     _choice("losses.adversarial", cfg.losses.adversarial, ADVERSARIAL)
     _choice("losses.reconstruction", cfg.losses.reconstruction, RECONSTRUCTION)
     _choice("train.precision", cfg.train.precision, PRECISIONS)
+    _choice("train.strategy", cfg.train.strategy, ("auto", "ddp"))
 
     positive = {
         "data.batch_size": cfg.data.batch_size, "data.crop_size": cfg.data.crop_size,

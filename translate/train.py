@@ -152,7 +152,7 @@ def _uses_batch_norm(cfg: Config) -> bool:
 def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
     t = cfg.train
     devices = _devices(t.devices)
-    distributed = _device_count(devices) > 1 or t.num_nodes > 1
+    distributed = _device_count(devices) > 1 or t.num_nodes > 1 or t.strategy == "ddp"
     logs = run_dir / "logs"
     tb = logs / "tensorboard"
     version = len(list(tb.glob("version_*"))) if tb.is_dir() else 0  # one per attempt (resumes add one)
