@@ -180,3 +180,24 @@ def test_fit_resume_and_convert_from_the_cli(tiny_config: Path, tmp_path: Path):
                                     str(tmp_path / "out"), "-q"])
     assert converted.exit_code == 0, converted.output
     assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_ddp_on_two_cpu_processes_trains_one_run(tiny_config: Path, tmp_path: Path):
+    """The batch-norm nets under 2-process CPU DDP (gloo; SyncBatchNorm is for GPUs): one run folder, the
+    sharded step count, rank 0 reporting once."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
+    proc = subprocess.run([sys.executable, "-m", "translate.cli", "fit", str(tiny_config), "--name", "ddp",
+                           "--model", "discogan", "--batch-size", "2", "--devices", "2", "--max-epochs", "3",
+                           "--set", "model.generator.ngf=4", "--set", "model.discriminator.ndf=4"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"]
+    ckpt = torch.load(tmp_path / "runs" / "ddp" / "last.ckpt", map_location="cpu", weights_only=True)
+    # 4 A images over 2 ranks, batch 2: 1 batch per rank per epoch; 3 batches = D, G, G
+    assert ckpt["epoch"] == 3 and ckpt["optimizer_states"][1]["state"][0]["step"] == 1
+    assert ckpt["optimizer_states"][0]["state"][0]["step"] == 2
+    assert proc.stdout.count("trained ") == 1
