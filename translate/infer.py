@@ -105,6 +105,16 @@ def gather_inputs(source: str | Path) -> tuple[Path, list[Path]]:
     return root, files
 
 
+def inputs_and_output(source: str | Path, output: str | Path) -> tuple[Path, list[Path], Path]:
+    """:func:`gather_inputs` plus the resolved output root, refused when it lies inside the input tree
+    (a batch job must never write among, or over, its inputs)."""
+    root, files = gather_inputs(source)
+    out_root = Path(output).resolve()
+    if out_root == root.resolve() or root.resolve() in out_root.parents:
+        raise TranslateError(f"output {output} is inside the input folder {root}; choose another folder")
+    return root, files, out_root
+
+
 def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
     """(H, W) after scaling the shorter side to `size` (unchanged when size is None)."""
     if size is None:
@@ -264,10 +274,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
     for name, value in (("--size", size), ("--tile", tile), ("--batch-size", batch_size)):
         if value is not None and value < (2 if name != "--batch-size" else 1):
             raise TranslateError(f"{name} must be at least {2 if name != '--batch-size' else 1}, got {value}")
-    root, files = gather_inputs(source)
-    out_root = Path(output).resolve()
-    if out_root == root.resolve() or root.resolve() in out_root.parents:
-        raise TranslateError(f"output {output} is inside the input folder {root}; choose another folder")
+    root, files, out_root = inputs_and_output(source, output)
     net = load_generator(checkpoint, direction)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if batch_size is None:

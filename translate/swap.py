@@ -25,7 +25,7 @@ from translate.checkpoint import load_checkpoint, load_net
 from translate.data.io import atomic_write, read_image
 from translate.data.transforms import eval_transform, to_model_range, to_tensor
 from translate.errors import CheckpointError, DataError, TranslateError
-from translate.infer import ConvertReport, gather_inputs
+from translate.infer import ConvertReport, inputs_and_output
 
 REPORT_NAME = "swap-report.json"
 
@@ -109,11 +109,9 @@ def swap_folder(checkpoint: str | Path, donor: str | Path, source: str | Path, o
     """The donor's object onto every image of `source` (folder, glob or file), mirrored into `output`."""
     started = time.perf_counter()
     g, size = load_genegan(checkpoint)
-    root, files = gather_inputs(source)
-    out_root = Path(output).resolve()
-    if out_root == root.resolve() or root.resolve() in out_root.parents:
-        raise TranslateError(f"output {output} is inside the input folder {root}; choose another folder")
-    _, obj = g.split(read_face(donor, size))
+    root, files, out_root = inputs_and_output(source, output)
+    with torch.no_grad():
+        _, obj = g.split(read_face(donor, size))  # the donor is encoded once for the whole folder
     report = ConvertReport()
     for path in files:
         dst = out_root / path.relative_to(root).with_suffix(".png")
