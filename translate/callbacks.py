@@ -162,6 +162,8 @@ class EpochCheckpoint(Checkpoint):
         trainer.strategy.barrier("EpochCheckpoint")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.should_stop or 0 < trainer.max_epochs <= trainer.current_epoch + 1:
+            return  # training ends now: on_train_end writes this state once, with the epoch counted
         self.save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
