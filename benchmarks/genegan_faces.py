@@ -39,7 +39,7 @@ def main() -> None:
     classifier = train_classifier(list_images(root / "trainA"), list_images(root / "trainB"), size=size)
     donors = to_model_range(a.roll(1, dims=0))  # another face's glasses
     with torch.no_grad():
-        gained = torch.cat([swap(g, donors[k:k + 1], to_model_range(b[k:k + 1]))[0] for k in range(len(b))])
+        gained, _ = swap(g, donors, to_model_range(b))  # face k gets donor k's object (eval mode: per image)
         _, removed = swap(g, to_model_range(a), to_model_range(a))
         rec_a, rec_b = g(to_model_range(a)), g(to_model_range(b))
     gained, removed, rec_a, rec_b = (to_uint8(x) for x in (gained, removed, rec_a, rec_b))
