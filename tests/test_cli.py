@@ -184,7 +184,7 @@ def test_a_crash_loses_at_most_the_epoch_in_progress_and_resume_is_exact(tiny_co
 
     resumed = run("fit", str(tiny_config), "--name", "crash", "--max-epochs", "3", "--resume")
     assert resumed.exit_code == 0, resumed.output
-    assert "trained 12 batches" in resumed.output  # epoch 3 again, from its start (batch counts are totals)
+    assert "trained 12 batches (4 in this run)" in resumed.output  # epoch 3 again, from its start
     a = torch.load(runs / "straight" / "last.ckpt", map_location="cpu", weights_only=True)
     b = torch.load(runs / "crash" / "last.ckpt", map_location="cpu", weights_only=True)
     assert a["global_step"] == b["global_step"] == 3 * 4 * 2 and a["epoch"] == b["epoch"] == 3
@@ -230,7 +230,7 @@ def test_resume_after_a_mid_epoch_stop_continues_from_the_step_reached(tiny_conf
     end = torch.load(runs / "split" / "last.ckpt", map_location="cpu", weights_only=True)
     assert end["epoch"] == 2 and end["global_step"] == (3 + 4) * 2  # continued: 3 batches, then one full epoch
     assert end["optimizer_states"][0]["state"][0]["step"] == 7
-    assert "trained 7 batches" in result.output
+    assert "trained 7 batches (4 in this run)" in result.output
 
 
 def test_n_critic_steps_the_generators_every_nth_batch(tiny_config: Path, tmp_path: Path):

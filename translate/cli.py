@@ -119,8 +119,9 @@ def fit(
         return
     if not result.is_global_zero:
         return
-    typer.echo(f"trained {result.batches} batches in {result.seconds:.0f} s "
-               f"({result.seconds / max(result.batches, 1):.3f} s/batch)")
+    resumed = f" ({result.batches_now} in this run)" if result.batches_now != result.batches else ""
+    typer.echo(f"trained {result.batches} batches{resumed} in {result.seconds:.0f} s "
+               f"({result.seconds / max(result.batches_now, 1):.3f} s/batch)")
     typer.echo(f"checkpoint: {result.checkpoint}")
     typer.echo(f"samples:    {result.samples}")
     if result.stopped_by:

@@ -44,8 +44,9 @@ class FitResult:
     run_dir: Path
     checkpoint: Path
     samples: Path
-    batches: int
-    seconds: float
+    batches: int  # the run's total, earlier attempts included
+    seconds: float  # this attempt's
+    batches_now: int = 0  # the batches this attempt trained, in `seconds`
     is_global_zero: bool = True
     stopped_by: str | None = None  # "SIGTERM"/"SIGINT" when a signal ended the run early
 
@@ -211,7 +212,8 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> FitResul
             os.environ.pop(RUN_DIR_ENV, None)
     seconds = time.perf_counter() - start
     return FitResult(run_dir=run_dir, checkpoint=run_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
-                     batches=model.batches_done, seconds=seconds, is_global_zero=trainer.is_global_zero,
+                     batches=model.batches_done, seconds=seconds,
+                     batches_now=model.batches_done - model.batches_at_start, is_global_zero=trainer.is_global_zero,
                      stopped_by=next((c.received for c in trainer.callbacks if isinstance(c, GracefulStop)), None))
 
 

@@ -64,6 +64,7 @@ class TranslationModel(pl.LightningModule):
         self.automatic_optimization = False
         self.net_specs: dict[str, dict[str, Any]] = {}
         self._nonfinite: Tensor | None = None
+        self.batches_at_start = 0  # set when training starts (restored batches on a resume)
         from translate.losses import build_adversarial, build_reconstruction
 
         w = self.cfg.losses
@@ -125,6 +126,9 @@ class TranslationModel(pl.LightningModule):
         discriminators' (``optim.lr_d`` when set)."""
         o = self.cfg.optim
         return [o.lr, o.lr_d or o.lr]
+
+    def on_train_start(self) -> None:
+        self.batches_at_start = self.batches_done  # > 0 when resumed: the batches this attempt adds are the rest
 
     @property
     def batches_done(self) -> int:
