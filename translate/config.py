@@ -465,3 +465,35 @@ def validate(cfg: Config) -> None:
         raise ConfigError("optim.beta1 and optim.beta2 must be in [0, 1)")
     if cfg.total_epochs <= 0 and cfg.train.max_steps <= 0:
         raise ConfigError("nothing to train: set train.max_epochs or train.max_steps")
+
+
+# --------------------------------------------------------------------------- what a saved config may not choose
+
+# Settings that name paths to read and write. A loaded checkpoint's saved config never chooses them: on
+# --resume they come from this command (its target, config file, --set and flags), as eval.features does
+# when the saved value names code (package.module:factory) to import and call.
+COMMAND_ONLY: dict[str, tuple[str, ...]] = {"data": ("dataset", "dir_a", "dir_b", "root"),
+                                            "train": ("out_dir", "init")}
+
+
+def names_code(features: str) -> bool:
+    """True for an eval.features value that names a function to import (package.module:factory)."""
+    return ":" in features
+
+
+def saved_without_code_or_paths(saved: dict[str, Any], command: Config) -> dict[str, Any]:
+    """A checkpoint's saved config dict with every :data:`COMMAND_ONLY` key taken from `command` (the config
+    this command resolves to without the checkpoint), and eval.features too when the saved value names code.
+    A hostile or moved checkpoint then cannot make ``fit --resume`` import a module or write elsewhere."""
+    out = {section: dict(values) if isinstance(values, dict) else values for section, values in (saved or {}).items()}
+    mine = command.to_dict()
+    for section, keys in COMMAND_ONLY.items():
+        part = out.setdefault(section, {})
+        if not isinstance(part, dict):
+            part = out[section] = {}
+        for key in keys:
+            part[key] = mine[section][key]
+    saved_eval = out.get("eval")
+    if isinstance(saved_eval, dict) and names_code(str(saved_eval.get("features", ""))):
+        saved_eval["features"] = mine["eval"]["features"]
+    return out
