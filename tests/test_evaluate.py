@@ -249,3 +249,16 @@ def test_eval_during_training_logs_metrics_keeps_best_and_plots(tiny_config: Pat
         assert plot.size[0] > 500 and plot.size[1] > 1000  # five panels: g, d, FID, KID, schedules
     result = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
     assert result.exit_code != 0 and "run folder not found" in result.output
+
+
+def test_report_never_writes_over_the_logs_it_reads(tmp_path: Path):
+    run = tmp_path / "run"
+    log = run / "logs" / "csv" / "version_0" / "metrics.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("step,epoch,g/total,d/total\n" + "".join(f"{i},0,{1 / (i + 1)},{0.5}\n" for i in range(12)))
+    before = log.read_bytes()
+    result = runner.invoke(app, ["report", str(run), "--out", str(log)])
+    assert result.exit_code != 0 and "refusing to write" in result.output and "Traceback" not in result.output
+    assert log.read_bytes() == before
+    result = runner.invoke(app, ["report", str(run)])
+    assert result.exit_code == 0 and (run / "report.png").is_file()

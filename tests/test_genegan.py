@@ -176,7 +176,21 @@ def test_swap_refuses_other_models_and_bad_arguments(trained: Path, tiny_config:
     result = runner.invoke(app, ["interpolate", str(trained), "--onto", str(b), "-o", str(tmp_path / "y.png")])
     assert result.exit_code != 0 and "--from DONOR" in result.output
     result = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(b), "-o", str(b)])
-    assert result.exit_code != 0 and "refusing to overwrite" in result.output
+    assert result.exit_code != 0 and "refusing to write" in result.output
+    # issue 21: no output may be an input, in any form: the strip, the grid's corners, a parent output folder
+    before = {p: p.read_bytes() for p in unpaired.rglob("*.png")}
+    for args in (["--from", str(a), "--onto", str(a), "-o", str(a)],
+                 ["--corners", str(a), str(b), str(a), str(b), "--onto", str(b), "-o", str(a)]):
+        result = runner.invoke(app, ["interpolate", str(trained), *args])
+        assert result.exit_code != 0 and "refusing to write" in result.output and "Traceback" not in result.output
+    nested = unpaired / "trainB" / "trainB"
+    nested.mkdir()
+    (nested / "000.png").write_bytes((unpaired / "trainB" / "001.png").read_bytes())
+    before[nested / "000.png"] = (nested / "000.png").read_bytes()
+    result = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(unpaired / "trainB"),
+                                 "-o", str(unpaired)])  # trainB/trainB/000.png would land on trainB/000.png
+    assert result.exit_code != 0 and "refusing to write" in result.output
+    assert {p: p.read_bytes() for p in unpaired.rglob("*.png")} == before
     result = runner.invoke(app, ["convert", str(trained), str(a), str(tmp_path / "conv")])
     assert result.exit_code != 0 and "no AtoB generator" in result.output and "translate swap" in result.output
 

@@ -111,9 +111,24 @@ def messy(tmp_path: Path) -> tuple[Path, dict[str, tuple[int, int]], set[str]]:
     full.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
     (root / "empty.png").write_bytes(b"")
     (root / "notes.jpg").write_text("this is not a picture")
+    # issue 21's additions: GIFs (one still, one animated), an animated WebP, a phone's HEIC, same-stem files,
+    # a dangling symbolic link and a name with glob characters
+    Image.fromarray(rgb(20, 24)).convert("P").save(root / "still.gif")
+    frames = [Image.fromarray(rgb(16, 20)).convert("P") for _ in range(3)]
+    frames[0].save(root / "animated.gif", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    webp = [Image.fromarray(rgb(18, 22)) for _ in range(2)]
+    webp[0].save(root / "nested" / "moving.webp", save_all=True, append_images=webp[1:], duration=50)
+    (root / "IMG_0001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    for suffix in (".png", ".bmp", ".tif"):
+        Image.fromarray(rgb(12, 14)).save(root / f"same{suffix}")
+    (root / "gone.png").symlink_to(root / "was-deleted.png")
+    Image.fromarray(rgb(10, 11)).save(root / "img[1].png")
+    (root / "readme.txt").write_text("not an image, not an input")
     valid = {"odd.png": (301, 199), "large.jpg": (1500, 1100), "nested/tiny.png": (17, 23), "gray.png": (30, 40),
-             "nested/alpha.png": (48, 32), "sixteen.png": (28, 36), "nested/deeper/cmyk.jpg": (52, 44)}
-    return root, valid, {"truncated.jpg", "empty.png", "notes.jpg"}
+             "nested/alpha.png": (48, 32), "sixteen.png": (28, 36), "nested/deeper/cmyk.jpg": (52, 44),
+             "still.png": (24, 20), "animated.png": (20, 16), "nested/moving.webp": (22, 18),
+             "same.png": (14, 12), "same.bmp.png": (14, 12), "same.tif.png": (14, 12), "img[1].png": (11, 10)}
+    return root, valid, {"truncated.jpg", "empty.png", "notes.jpg", "IMG_0001.heic", "gone.png"}
 
 
 def test_acceptance_folder_converts_every_valid_image_at_its_own_size(checkpoint: Path, messy, tmp_path: Path):
@@ -129,11 +144,20 @@ def test_acceptance_folder_converts_every_valid_image_at_its_own_size(checkpoint
     assert "empty" in report.failed[str(root / "empty.png")]
     assert "truncated" in report.failed[str(root / "truncated.jpg")]
     assert "not an image" in report.failed[str(root / "notes.jpg")]
+    assert "unsupported format" in report.failed[str(root / "IMG_0001.heic")]
+    assert "pillow-heif" in report.failed[str(root / "IMG_0001.heic")]
+    assert "broken symbolic link" in report.failed[str(root / "gone.png")]
+    assert report.ignored == {str(root / "readme.txt"): "not an image file"}
+    assert set(report.notes) == {str(root / "animated.gif"), str(root / "nested" / "moving.webp")}
+    assert "first frame" in report.notes[str(root / "animated.gif")]
+    saved = json.loads((out / REPORT_NAME).read_text())
+    assert saved["inputs"] == len(valid) + len(bad) and saved["ignored"] == report.ignored
     assert Image.open(out / "nested" / "alpha.png").mode == "RGBA"  # alpha carried over
     assert np.array_equal(np.asarray(Image.open(out / "nested" / "alpha.png"))[..., 3],
                           np.asarray(Image.open(root / "nested" / "alpha.png"))[..., 3])
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
-    assert seen[-1] == (10, 10) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    total = len(valid) + len(bad)
+    assert seen[-1] == (total, total) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix != ".json"}
     again = convert(checkpoint, root, out, skip_existing=True)
     assert not again.written and len(again.skipped_existing) == len(valid)
@@ -228,3 +252,169 @@ def test_outputs_keep_the_input_suffix_unless_the_format_changes(checkpoint: Pat
     assert Image.open(tmp_path / "kept" / "photo.JPEG").format == "JPEG"
     changed = convert(checkpoint, src, tmp_path / "changed", fmt="webp")
     assert sorted(Path(p).name for p in changed.written) == ["photo.webp", "scan.webp"]
+
+
+# ---------------------------------------------------------------- issue 21: hostile and careless use
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def test_no_output_may_be_an_input_whatever_the_folders_relation(checkpoint: Path, tmp_path: Path):
+    x = tmp_path / "x"
+    (x / "photos" / "photos").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for folder in (x / "photos", x / "photos" / "photos"):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / "a.png")
+    before = _snapshot(x)
+    # the output is a parent of the input: x/photos/photos/a.png would be written to x/photos/a.png
+    result = runner.invoke(app, ["convert", str(checkpoint), str(x / "photos"), str(x)])
+    assert result.exit_code != 0 and "refusing to write" in result.output and "Traceback" not in result.output
+    assert _snapshot(x) == before and not (x / REPORT_NAME).exists()
+    # a hard link to an input under the output name is the input too
+    other = tmp_path / "other"
+    (other / "photos").mkdir(parents=True)
+    (other / "photos" / "a.png").hardlink_to(x / "photos" / "a.png")
+    with pytest.raises(Exception, match="refusing to write"):
+        convert(checkpoint, x / "photos" / "a.png", other / "photos")
+    assert _snapshot(x) == before
+    # a folder of the same tree that holds no input is a fine output
+    report = convert(checkpoint, x / "photos" / "photos", tmp_path / "fine")
+    assert len(report.written) == 1 and _snapshot(x) == before
+
+
+def test_a_path_with_glob_characters_is_taken_literally_when_it_exists(checkpoint: Path, tmp_path: Path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(src / "img[1].png")
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(src / "img1.png")  # what the pattern would match
+    report = convert(checkpoint, src / "img[1].png", tmp_path / "out")
+    assert [Path(p).name for p in report.written] == ["img[1].png"]
+    pattern = convert(checkpoint, str(src / "img[0-9].png"), tmp_path / "pattern")  # a pattern still works
+    assert [Path(p).name for p in pattern.written] == ["img1.png"]
+
+
+def test_unreadable_subfolders_and_link_loops_are_reported_not_fatal(checkpoint: Path, tmp_path: Path, monkeypatch):
+    import os
+
+    src = tmp_path / "in"
+    (src / "locked").mkdir(parents=True)
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(src / "ok.png")
+    Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(src / "locked" / "hidden.png")
+    (src / "loop").symlink_to(src, target_is_directory=True)  # a link back to the top folder
+    (src / "self.png").symlink_to(src / "self.png")  # a link to itself
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # as root, permissions can't lock a folder: simulate what the OS says
+        if Path(path) == src / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = convert(checkpoint, src, tmp_path / "out")
+    assert [Path(p).name for p in report.written] == ["ok.png"]  # once, not again through the loop
+    assert "cannot be read" in report.failed[str(src / "locked")]
+    assert report.failed[str(src / "self.png")] == "symbolic link loop"
+    assert "loop" in report.ignored[str(src / "loop")]
+
+
+class OutOfMemoryAbove(torch.nn.Module):
+    """Raises the CPU allocator's error for inputs larger than `limit` pixels, like a big image would, and for
+    8-px-wide inputs (an image no tile of which fits)."""
+
+    size_multiple = 4
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.calls = limit, []
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        self.calls.append(tuple(x.shape))
+        if x.shape[0] * x.shape[-2] * x.shape[-1] > self.limit or x.shape[-1] == 8:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return torch.tanh(self.conv(x))
+
+
+def test_out_of_memory_is_retried_alone_then_tiled_then_reported(tmp_path: Path, monkeypatch):
+    import translate.infer as infer
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):  # one batch of two 32 x 32 images: too big together, fine alone
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(src / f"{name}.png")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(src / "big.png")  # fits only in tiles
+    Image.fromarray(rng.integers(0, 256, (200, 8, 3), dtype=np.uint8)).save(src / "never.png")  # never fits
+    net = OutOfMemoryAbove(limit=1500)
+    monkeypatch.setattr(infer, "load_generator", lambda *a, **k: net)
+    report = convert("unused.ckpt", src, tmp_path / "out", batch_size=2)
+    assert sorted(Path(p).name for p in report.written) == ["a.png", "b.png", "big.png"]
+    assert list(report.failed) == [str(src / "never.png")] and "out of memory" in report.failed[str(src / "never.png")]
+    assert (2, 3, 32, 32) in net.calls and (1, 3, 32, 32) in net.calls  # the pair, then each alone
+    assert Image.open(tmp_path / "out" / "big.png").size == (64, 64)
+    # the tiles of a per-pixel net reproduce the whole image (up to rounding): tiling is not a degraded answer
+    x = torch.from_numpy(np.array(Image.open(src / "big.png"))).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        whole = ((torch.tanh(net.conv(x)) + 1) * 127.5).round()[0].permute(1, 2, 0).numpy()
+    assert np.abs(np.asarray(Image.open(tmp_path / "out" / "big.png")).astype(float) - whole).max() <= 1
+    assert json.loads((tmp_path / "out" / REPORT_NAME).read_text())["failed"] == report.failed
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--quality", "-5"], "--quality must be in 0..100"),
+    (["--quality", "101"], "--quality must be in 0..100"),
+    (["--workers", "-1"], "--workers must be at least 0"),
+    (["--device", "cuda:7"], "--device cuda:7"),
+    (["--device", "toaster"], "not a device"),
+])
+def test_invalid_option_values_are_refused_before_any_work(checkpoint: Path, photos: Path, tmp_path: Path, args,
+                                                           match):
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["convert", str(checkpoint), str(photos), str(out), *args])
+    assert result.exit_code != 0 and match in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_an_unwritable_output_is_found_before_translating(checkpoint: Path, photos: Path, tmp_path: Path, monkeypatch):
+    import translate.infer as infer
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    calls = []
+    monkeypatch.setattr(infer, "translate_tensor", lambda *a, **k: calls.append(1))
+    result = runner.invoke(app, ["convert", str(checkpoint), str(photos), str(blocker / "out")])
+    assert result.exit_code != 0 and "cannot write in the output folder" in result.output
+    assert "Traceback" not in result.output and not calls
+
+
+def test_stale_temporary_files_of_a_killed_run_are_removed(checkpoint: Path, photos: Path, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that no longer runs
+    stale = out / "sub" / f".a.{dead}.abcd1234.tmp.jpg"
+    live = out / f".odd.{os.getpid()}.abcd1234.tmp.png"  # this process: live, kept
+    stale.write_bytes(b"half"), live.write_bytes(b"half")
+    convert(checkpoint, photos, out)
+    assert not stale.exists() and live.exists()
+
+
+def test_written_files_respect_the_umask(checkpoint: Path, photos: Path, tmp_path: Path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        convert(checkpoint, photos, tmp_path / "open")
+        os.umask(0o077)
+        convert(checkpoint, photos, tmp_path / "private")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "open" / "odd.png").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "open" / REPORT_NAME).stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private" / "odd.png").stat().st_mode & 0o777 == 0o600

@@ -181,10 +181,13 @@ def convert(
 def _finish_batch(verb: str, report, path: Path) -> None:
     """Summary of a batch job (convert, swap on a folder): counts, rate, failures; exit 3 if any failed."""
     rate = f", {len(report.written) / report.seconds:.2f} images/s" if report.written and report.seconds else ""
+    ignored = f", ignored {len(report.ignored)} other files" if report.ignored else ""
     typer.echo(f"{verb} {len(report.written)}, kept {len(report.skipped_existing)} existing, "
-               f"failed {len(report.failed)} in {report.seconds:.1f} s{rate} (report: {path})")
+               f"failed {len(report.failed)}{ignored} in {report.seconds:.1f} s{rate} (report: {path})")
     for source, why in report.failed.items():
         typer.echo(f"failed: {source}: {why}", err=True)
+    for source, note in report.notes.items():
+        typer.echo(f"note: {source}: {note}", err=True)
     if report.failed:
         raise typer.Exit(3)
 
@@ -282,7 +285,7 @@ def swap(
     from translate import swap as genegan
 
     with user_errors():
-        if onto.is_dir() or any(ch in str(onto) for ch in "*?["):
+        if onto.is_dir() or (not onto.exists() and any(ch in str(onto) for ch in "*?[")):
             result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing)
             _finish_batch("swapped", result, out / genegan.REPORT_NAME)
             return
@@ -303,26 +306,10 @@ def interpolate(
 ) -> None:
     """GeneGAN: the object at increasing strength (--from, a strip) or bilinear mixes of four objects
     (--corners, a grid), on one image."""
-    import torch
-
     from translate import swap as genegan
 
     with user_errors():
-        if (donor is None) == (corners is None):
-            raise TranslateError("give either --from DONOR (a strip) or --corners A1 A2 A3 A4 (a grid)")
-        g, size = genegan.load_genegan(checkpoint)
-        target = genegan.read_face(onto, size)
-        if donor is not None:
-            if steps < 2:
-                raise TranslateError(f"--steps must be at least 2, got {steps}")
-            images = genegan.interpolate(g, genegan.read_face(donor, size), target,
-                                         [i / (steps - 1) for i in range(steps)])
-            path = genegan.save_images(images, out, nrow=steps)
-        else:
-            if grid < 2:
-                raise TranslateError(f"--grid must be at least 2, got {grid}")
-            faces = torch.cat([genegan.read_face(p, size) for p in corners])
-            path = genegan.save_images(genegan.matrix(g, faces, target, grid, grid), out, nrow=grid)
+        path = genegan.interpolate_files(checkpoint, onto, out, donor=donor, steps=steps, corners=corners, grid=grid)
     typer.echo(f"wrote {path}")
 
 

@@ -11,13 +11,18 @@ generator (bf16/fp16 autocast and channels_last on CUDA, optionally torch.compil
 encodes and writes. Alpha is carried over to PNG/WebP outputs (the RGB, composited on white, is what is
 translated); grayscale, palette and 16-bit inputs are translated as 8-bit RGB.
 
-Safety: outputs never go into the input tree, each file is written atomically (temporary file, then
-rename), ``skip_existing`` resumes an interrupted job, and unreadable inputs are skipped and reported.
+Safety (planned before any image is translated, see data/files.py): no output may be an input file, nor
+lie inside the input tree; outputs that would share a name keep their source suffix (``same.bmp.png``);
+the output folder must be writable. Each file is written atomically (temporary file, then rename;
+temporaries left by a killed run are removed at the next one), ``skip_existing`` resumes an interrupted
+job. The report accounts for every input file: written, kept, failed (and why: unreadable, unsupported
+format such as HEIC, broken link, out of memory) and ignored (not images, hidden). Animated images (GIF,
+WebP) are converted from their first frame, and the report notes it. A batch that runs out of memory is
+retried image by image, then in ever smaller tiles, before the image is reported as failed.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -37,7 +42,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from translate.checkpoint import load_checkpoint, load_net
-from translate.data.io import IMAGE_EXTENSIONS, atomic_write, image_size, list_images, read_image_alpha
+from translate.data.files import plan_batch
+from translate.data.io import atomic_write, image_info, read_image_alpha
 from translate.data.transforms import to_model_range, to_uint8
 from translate.errors import DataError, TranslateError
 from translate.export import SUFFIX as EXPORT_SUFFIX
@@ -55,6 +61,8 @@ class ConvertReport:
     written: list[str] = field(default_factory=list)
     skipped_existing: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # input path -> why
+    ignored: dict[str, str] = field(default_factory=dict)  # path -> why it is no input (not an image, hidden)
+    notes: dict[str, str] = field(default_factory=dict)  # input path -> what to know (animated: first frame)
     seconds: float = 0.0
 
     def write(self, path: Path) -> None:
@@ -63,8 +71,9 @@ class ConvertReport:
         atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     def to_dict(self) -> dict:
-        return {"written": len(self.written), "skipped_existing": len(self.skipped_existing),
-                "failed": self.failed, "seconds": round(self.seconds, 3),
+        return {"inputs": len(self.written) + len(self.skipped_existing) + len(self.failed),
+                "written": len(self.written), "skipped_existing": len(self.skipped_existing),
+                "failed": self.failed, "ignored": self.ignored, "notes": self.notes, "seconds": round(self.seconds, 3),
                 "images_per_second": round(len(self.written) / self.seconds, 3) if self.seconds else None}
 
 
@@ -83,36 +92,6 @@ def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module
         return load_exported(checkpoint, direction)
     ckpt = load_checkpoint(checkpoint)
     return load_net(ckpt, net_attr(ckpt["translate"], direction))
-
-
-def gather_inputs(source: str | Path) -> tuple[Path, list[Path]]:
-    """(root the outputs mirror, image files) for a folder (recursive), a glob pattern or one file."""
-    text = str(source)
-    if any(ch in text for ch in "*?["):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True)
-                       if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_EXTENSIONS)
-        root = Path(os.path.commonpath([str(p.parent) for p in files])) if files else Path(".")
-    else:
-        path = Path(source)
-        if path.is_dir():
-            root, files = path, list_images(path, recursive=True)
-        elif path.is_file():
-            root, files = path.parent, [path]
-        else:
-            raise DataError(path, "input not found")
-    if not files:
-        raise DataError(Path(text), "no images to convert (jpg, png, bmp, tif, webp)")
-    return root, files
-
-
-def inputs_and_output(source: str | Path, output: str | Path) -> tuple[Path, list[Path], Path]:
-    """:func:`gather_inputs` plus the resolved output root, refused when it lies inside the input tree
-    (a batch job must never write among, or over, its inputs)."""
-    root, files = gather_inputs(source)
-    out_root = Path(output).resolve()
-    if out_root == root.resolve() or root.resolve() in out_root.parents:
-        raise TranslateError(f"output {output} is inside the input folder {root}; choose another folder")
-    return root, files, out_root
 
 
 def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
@@ -257,6 +236,105 @@ def autocast_for(device: torch.device, precision: str = "auto"):
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
+_CUDA_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation: CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator's error."""
+    if isinstance(exc, (MemoryError, _CUDA_OOM)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
+                                              or "DefaultCPUAllocator" in text)
+
+
+def _free_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _fallback_tiles(height: int, width: int, multiple: int) -> list[int]:
+    """Tile sides to retry an image with after running out of memory: halving from its longer side."""
+    sides, side = [], max(height, width)
+    floor = max(16, 4 * multiple)
+    while side > floor:
+        side = max(floor, (side // 2) // multiple * multiple)
+        sides.append(side)
+    return sides
+
+
+def _translate_one(net: nn.Module, x: torch.Tensor, tile: int | None, batch_size: int) -> torch.Tensor | str:
+    """One image [1,3,H,W], whole (or at `tile`), then in smaller tiles on each out-of-memory; the reason as
+    a string when even the smallest tiles do not fit."""
+    m = int(getattr(net, "size_multiple", 1))
+    h, w = x.shape[-2:]
+    tiles = [tile] + [t for t in _fallback_tiles(h, w, m) if tile is None or t < tile]
+    for side in tiles:
+        try:
+            return translate_tensor(net, x, tile=side, batch_size=1 if side else batch_size)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            _free_memory(x.device)
+    smallest = tiles[-1] or max(h, w)
+    return f"out of memory, even in {smallest} x {smallest} tiles"
+
+
+def _translate_group(net: nn.Module, x: torch.Tensor, group: dict, tile: int | None, batch_size: int,
+                     report: ConvertReport, jobs: list[_Job]):
+    """Yield (job index, uint8 HWC output, alpha) for a group of equal-size images; a group that runs out of
+    memory is retried image by image (see :func:`_translate_one`), and an image that never fits is reported."""
+    try:
+        outs = _to_uint8_hwc(translate_tensor(net, x, tile=tile, batch_size=batch_size))
+        yield from zip(group["indices"], outs, group["alphas"])
+        return
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        _free_memory(x.device)
+    for k, (i, alpha) in enumerate(zip(group["indices"], group["alphas"])):
+        out = _translate_one(net, x[k:k + 1], tile, batch_size)
+        if isinstance(out, str):
+            report.failed[str(jobs[i].src)] = out
+            continue
+        yield i, _to_uint8_hwc(out)[0], alpha
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """The torch device for `--device` (default: cuda if available), checked to exist before any work."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise TranslateError(f"--device: '{device}' is not a device (cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise TranslateError(f"--device {device}: no CUDA GPU is available here (use --device cpu)")
+        if dev.index is not None and dev.index >= count:
+            raise TranslateError(f"--device {device}: this machine has {count} CUDA GPU"
+                                 f"{'s' if count > 1 else ''} (cuda:0{f' .. cuda:{count - 1}' if count > 1 else ''})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise TranslateError(f"--device {device}: MPS is not available here (use --device cpu)")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise TranslateError(f"--device {device}: unsupported device type '{dev.type}' (cpu, cuda, mps)")
+    return dev
+
+
+def check_options(fmt: str | None = None, quality: int = 95, size: int | None = None, tile: int | None = None,
+                  batch_size: int | None = None, workers: int | None = None) -> None:
+    """One-line errors for option values that would otherwise fail mid-job."""
+    if fmt is not None and fmt not in FORMATS:
+        raise TranslateError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    if not 0 <= quality <= 100:
+        raise TranslateError(f"--quality must be in 0..100, got {quality}")
+    for name, value, least in (("--size", size, 2), ("--tile", tile, 2), ("--batch-size", batch_size, 1),
+                               ("--workers", workers, 0)):
+        if value is not None and value < least:
+            raise TranslateError(f"{name} must be at least {least}, got {value}")
+
+
 def convert(checkpoint: str | Path, source: str | Path, output: str | Path, direction: str = "AtoB",
             fmt: str | None = None, quality: int = 95, skip_existing: bool = False, batch_size: int | None = None,
             device: str | None = None, size: int | None = None, tile: int | None = None,
@@ -269,41 +347,44 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
     because convolutions already use every core there, and batching measured no faster
     (benchmarks/convert.py)."""
     started = time.perf_counter()
-    if fmt is not None and fmt not in FORMATS:
-        raise TranslateError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
-    for name, value in (("--size", size), ("--tile", tile), ("--batch-size", batch_size)):
-        if value is not None and value < (2 if name != "--batch-size" else 1):
-            raise TranslateError(f"{name} must be at least {2 if name != '--batch-size' else 1}, got {value}")
-    root, files, out_root = inputs_and_output(source, output)
+    check_options(fmt=fmt, quality=quality, size=size, tile=tile, batch_size=batch_size, workers=workers)
+    dev = resolve_device(device)
+    autocast = autocast_for(dev, precision)
+
+    def kind_of(path: Path) -> str:
+        return fmt or _KEPT_SUFFIXES.get(path.suffix.lower()) or "png"
+
+    def destination(rel: Path) -> Path:
+        # The input's own suffix (photo.JPEG stays photo.JPEG) unless the format changes.
+        kind = kind_of(rel)
+        return rel.with_suffix(rel.suffix if _KEPT_SUFFIXES.get(rel.suffix.lower()) == kind else "." + kind)
+
     net = load_generator(checkpoint, direction)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    plan = plan_batch(source, output, destination, REPORT_NAME)
+    out_root = plan.out_root
     if batch_size is None:
         batch_size = 8 if dev.type == "cuda" else 1
-    autocast = autocast_for(dev, precision)
     net.to(dev)
     if dev.type == "cuda":
         net.to(memory_format=torch.channels_last)
     if compile:
         net = torch.compile(net, dynamic=True)
-    report = ConvertReport()
-    total = len(files)
+    report = ConvertReport(failed=dict(plan.failed), ignored=dict(plan.inputs.skipped))
+    total = len(plan.inputs.files) + len(plan.inputs.failed)
 
     jobs: list[_Job] = []
-    for path in files:
-        kept = _KEPT_SUFFIXES.get(path.suffix.lower())
-        kind = fmt or kept or "png"
-        # The input's own suffix (photo.JPEG stays photo.JPEG) unless the format changes.
-        suffix = path.suffix if kind == kept else "." + kind
-        dst = out_root / path.relative_to(root).with_suffix(suffix)
+    for path, dst in plan.destinations.items():
         if skip_existing and dst.exists():
             report.skipped_existing.append(str(path))
             continue
         try:
-            width, height = image_size(path)  # header only; pixels are decoded in the workers
+            width, height, frames = image_info(path)  # header only; pixels are decoded in the workers
         except DataError as err:
             report.failed[str(path)] = err.why
             continue
-        jobs.append(_Job(path, dst, kind, resized_shape(height, width, size)))
+        if frames > 1:
+            report.notes[str(path)] = f"{frames} frames: the first frame was converted"
+        jobs.append(_Job(path, dst, kind_of(path), resized_shape(height, width, size)))
     batches = _plan(jobs, batch_size, tile)
     if workers is None:
         workers = 0 if len(batches) <= 2 else min(4, os.cpu_count() or 1) if dev.type == "cuda" else 1
@@ -335,10 +416,9 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
                 x = to_model_range(x)
                 if dev.type == "cuda":
                     x = x.contiguous(memory_format=torch.channels_last)
-                out = _to_uint8_hwc(translate_tensor(net, x, tile=tile, batch_size=batch_size))
-                for i, image, alpha in zip(group["indices"], out, group["alphas"]):
+                for i, out, alpha in _translate_group(net, x, group, tile, batch_size, report, jobs):
                     job = jobs[i]
-                    pending.append((job, writer.submit(_save, image, alpha, job.dst, job.kind, quality)))
+                    pending.append((job, writer.submit(_save, out, alpha, job.dst, job.kind, quality)))
                 done += len(group["indices"])
             settle(keep=4 * batch_size)
             if progress:
@@ -346,6 +426,5 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         settle(keep=0)
     report.failed = dict(sorted(report.failed.items()))
     report.seconds = time.perf_counter() - started
-    out_root.mkdir(parents=True, exist_ok=True)
     report.write(out_root / REPORT_NAME)
     return report

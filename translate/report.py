@@ -12,6 +12,7 @@ import csv
 import math
 from pathlib import Path
 
+from translate.data.files import guard_outputs
 from translate.data.io import atomic_write
 from translate.errors import TranslateError
 
@@ -24,8 +25,8 @@ PANELS = (  # title, which columns
 )
 
 
-def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """column -> sorted [(step, value)] over every attempt's ``metrics.csv``."""
+def metrics_files(run_dir: str | Path) -> list[Path]:
+    """Every attempt's ``metrics.csv`` of a run, in order."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TranslateError(f"run folder not found: {run_dir}")
@@ -33,6 +34,12 @@ def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
                    key=lambda p: int(p.parent.name.removeprefix("version_") or 0))  # version_10 after version_9
     if not files:
         raise TranslateError(f"{run_dir}: no logs/csv/version_*/metrics.csv (is it a translate fit run folder?)")
+    return files
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """column -> sorted [(step, value)] over every attempt's ``metrics.csv``."""
+    files = metrics_files(run_dir)
     series: dict[str, dict[int, float]] = {}
     for path in files:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -70,6 +77,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    path = Path(out) if out is not None else Path(run_dir) / "report.png"
+    guard_outputs([path], metrics_files(run_dir))
     series = read_metrics(run_dir)
     panels = [(title, [c for c in sorted(series) if wanted(c)]) for title, wanted in PANELS]
     panels = [(title, columns) for title, columns in panels if columns]
@@ -91,7 +100,6 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     axes[-1, 0].set_xlabel("step (training batch, as logged)")
     fig.suptitle(Path(run_dir).resolve().name, fontsize=11)
     fig.tight_layout()
-    path = Path(out) if out is not None else Path(run_dir) / "report.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

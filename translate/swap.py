@@ -9,7 +9,9 @@ With (A, u) = split(donor) and (B, e) = split(target) (see models/genegan.py):
   r = i/(m-1), c = j/(n-1), as in the authors' test.py.
 Images are resized to the checkpoint's training size (square, as GeneGAN trains on aligned crops) and
 written at that size. Batch form: one donor's object onto every image of a folder, with the safety of
-``translate convert`` (atomic writes, outputs never inside the input tree, bad files skipped and reported).
+``translate convert`` (the same plan: no output on an input or inside the input tree, colliding names
+kept apart, atomic writes, every input accounted for in the report). No output of any form may be one of
+the inputs (data/files.py ``guard_outputs``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
 from translate.checkpoint import load_checkpoint, load_net
+from translate.data.files import guard_outputs, plan_batch
 from translate.data.io import atomic_write, read_image
 from translate.data.transforms import eval_transform, to_model_range, to_tensor
 from translate.errors import CheckpointError, DataError, TranslateError
-from translate.infer import ConvertReport, inputs_and_output
+from translate.infer import ConvertReport
 
 REPORT_NAME = "swap-report.json"
 
@@ -94,12 +97,12 @@ def swap_files(checkpoint: str | Path, donor: str | Path, target: str | Path, ou
                removed: str | Path | None = None) -> tuple[Path, Path]:
     """One pair: writes the target with the donor's object to `out` and the donor without it to `removed`
     (default: `out` with ``-removed`` before the suffix)."""
-    g, size = load_genegan(checkpoint)
     out = Path(out)
     removed = Path(removed) if removed else out.with_name(f"{out.stem}-removed{out.suffix or '.png'}")
-    for src in (Path(donor), Path(target)):
-        if src.resolve() in (out.resolve(), removed.resolve()):
-            raise TranslateError(f"refusing to overwrite the input {src}; choose another output path")
+    guard_outputs([out, removed], [donor, target])
+    if out.resolve() == removed.resolve():
+        raise TranslateError(f"--out and --removed are the same file ({out}); give two paths")
+    g, size = load_genegan(checkpoint)
     gained, lost = swap(g, read_face(donor, size), read_face(target, size))
     return save_images(gained, out, 1), save_images(lost, removed, 1)
 
@@ -109,12 +112,12 @@ def swap_folder(checkpoint: str | Path, donor: str | Path, source: str | Path, o
     """The donor's object onto every image of `source` (folder, glob or file), mirrored into `output`."""
     started = time.perf_counter()
     g, size = load_genegan(checkpoint)
-    root, files, out_root = inputs_and_output(source, output)
+    plan = plan_batch(source, output, lambda rel: rel.with_suffix(".png"), REPORT_NAME)
+    guard_outputs(plan.destinations.values(), [donor])
     with torch.no_grad():
         _, obj = g.split(read_face(donor, size))  # the donor is encoded once for the whole folder
-    report = ConvertReport()
-    for path in files:
-        dst = out_root / path.relative_to(root).with_suffix(".png")
+    report = ConvertReport(failed=dict(plan.failed), ignored=dict(plan.inputs.skipped))
+    for path, dst in plan.destinations.items():
         if skip_existing and dst.exists():
             report.skipped_existing.append(str(path))
             continue
@@ -125,8 +128,33 @@ def swap_folder(checkpoint: str | Path, donor: str | Path, source: str | Path, o
             continue
         with torch.no_grad():
             bg, _ = g.split(face)
-            save_images(g.join(bg, obj), dst, 1)
+            try:
+                save_images(g.join(bg, obj), dst, 1)
+            except OSError as exc:
+                report.failed[str(path)] = f"cannot write {dst}: {exc.strerror or exc}"
+                continue
         report.written.append(str(dst))
+    report.failed = dict(sorted(report.failed.items()))
     report.seconds = time.perf_counter() - started
-    report.write(out_root / REPORT_NAME)
+    report.write(plan.out_root / REPORT_NAME)
     return report
+
+
+def interpolate_files(checkpoint: str | Path, onto: str | Path, out: str | Path, donor: str | Path | None = None,
+                      steps: int = 8, corners: tuple[str | Path, ...] | None = None, grid: int = 5) -> Path:
+    """A strip (`donor`, `steps` strengths from 0 to 1) or a `grid` x `grid` bilinear mix of four `corners`
+    on the image `onto`, written to `out` (never over one of the inputs)."""
+    if (donor is None) == (corners is None):
+        raise TranslateError("give either --from DONOR (a strip) or --corners A1 A2 A3 A4 (a grid)")
+    if donor is not None and steps < 2:
+        raise TranslateError(f"--steps must be at least 2, got {steps}")
+    if corners is not None and grid < 2:
+        raise TranslateError(f"--grid must be at least 2, got {grid}")
+    guard_outputs([out], [onto, *([donor] if donor is not None else corners)])
+    g, size = load_genegan(checkpoint)
+    target = read_face(onto, size)
+    if donor is not None:
+        images = interpolate(g, read_face(donor, size), target, [i / (steps - 1) for i in range(steps)])
+        return save_images(images, out, nrow=steps)
+    faces = torch.cat([read_face(p, size) for p in corners])
+    return save_images(matrix(g, faces, target, grid, grid), out, nrow=grid)

@@ -21,7 +21,10 @@ Policy, and why:
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,12 +32,25 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from PIL import features as pil_features
 
 from translate.errors import DataError
 
+# GIF and animated WebP/TIFF/AVIF: the first frame is the image. AVIF where this Pillow decodes it.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+    | ({".avif"} if pil_features.check("avif") else set())
 )
+# Image formats people have that Pillow does not decode by itself: named in reports, with the way to get them.
+_HEIF_HINT = "HEIC/HEIF (phone photos): pip install pillow-heif to convert them"
+UNSUPPORTED_IMAGE_FORMATS: dict[str, str] = {
+    ".heic": _HEIF_HINT, ".heif": _HEIF_HINT, ".avif": "AVIF: this Pillow has no AVIF decoder (Pillow >= 11.3 has)",
+    ".jxl": "JPEG XL: pip install pillow-jxl-plugin to convert them",
+    ".svg": "a vector drawing: render it to PNG first", ".pdf": "a document: export its pages as images first",
+    **{s: "camera raw: develop it to JPEG or TIFF first" for s in (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf",
+                                                                     ".orf", ".rw2", ".raw")},
+}
+_PLUGINS = {".heic": "pillow_heif", ".heif": "pillow_heif", ".jxl": "pillow_jxl"}
 MIN_SIDE = 2
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own DecompressionBombError threshold
 
@@ -43,19 +59,101 @@ _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # these swap width and heig
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
 
+def supported_suffix(suffix: str) -> bool:
+    """True for a file suffix this process decodes: Pillow's own, or an installed plugin's (pillow-heif ...),
+    which is registered on first use."""
+    suffix = suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return True
+    module = _PLUGINS.get(suffix)
+    if module is None:
+        return False
+    try:
+        plugin = __import__(module)
+    except ImportError:
+        return False
+    register = getattr(plugin, "register_heif_opener", None) or getattr(plugin, "register_opener", None)
+    if register is not None:
+        register()
+    return True
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (other threads may be creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+# Temporary files of atomic_write: ".<stem>.<pid>.<random>.tmp<suffix>"; the pid tells a stale one from a live one.
+_TEMP = re.compile(r"^\..*\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")
+_LEGACY_TEMP = re.compile(r"^\..*\.[a-z0-9_]{8}\.tmp(\.[^.]*)?$")  # before the pid was in the name
+_LEGACY_AGE = 3600.0
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Call `write(tmp)` on a temporary file beside `path` (same suffix, so format sniffing works), then
-    rename it into place: a reader never sees a half-written file, and a failure leaves none behind."""
+    rename it into place: a reader never sees a half-written file, and a failure leaves none behind. The
+    file gets the permissions a plain ``open`` would give it (0666 less the umask), not mkstemp's 0600.
+    A process killed outright leaves its temporary file; :func:`remove_stale_temporaries` clears it later."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that killed writers left under `folder` (recursively): those of processes
+    that no longer run, and old ones from before the pid was in their name. Returns what was removed."""
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            if not name.startswith(".") or ".tmp" not in name:
+                continue
+            path = Path(dirpath) / name
+            match = _TEMP.match(name)
+            try:
+                stale = (not _alive(int(match["pid"]))) if match else (
+                    _LEGACY_TEMP.match(name) is not None and now - path.lstat().st_mtime > _LEGACY_AGE)
+                if stale:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                continue
+    return removed
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
@@ -122,6 +220,21 @@ def image_header(path: str | Path) -> tuple[int, int, str]:
         return width, height, img.mode
 
 
+def image_info(path: str | Path) -> tuple[int, int, int]:
+    """(width, height, frames) as `read_image` sees them, without decoding the pixels; frames > 1 for an
+    animation or a multi-page file, of which the first frame is the image."""
+    path = Path(path)
+    with _open(path) as img:
+        width, height = img.size
+        if _orientation(img) in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+        try:
+            frames = int(getattr(img, "n_frames", 1))
+        except Exception:  # a damaged later frame: the first one may still decode
+            frames = 1
+        return width, height, frames
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) as `read_image` would return it, without decoding the pixels."""
     return image_header(path)[:2]
@@ -148,6 +261,8 @@ def _read(path: Path, max_pixels: int, keep_alpha: bool) -> tuple[np.ndarray, np
         try:
             img.seek(0)  # multi-frame GIF/TIFF: the first frame is the image
             img.load()
+        except MemoryError:
+            raise DataError(path, f"out of memory while decoding ({width}x{height} pixels)") from None
         except Exception as exc:  # decoders raise OSError, SyntaxError, struct.error, ...
             raise DataError(path, f"truncated or corrupt image data ({exc})") from None
         try:
@@ -156,6 +271,8 @@ def _read(path: Path, max_pixels: int, keep_alpha: bool) -> tuple[np.ndarray, np
             pass
         try:
             return _to_rgb(img), _alpha(img) if keep_alpha else None
+        except MemoryError:
+            raise DataError(path, f"out of memory while decoding ({width}x{height} pixels)") from None
         except ValueError:  # Pillow has no conversion path for a few exotic modes
             raise DataError(path, f"unsupported colour mode {img.mode!r}") from None
 
