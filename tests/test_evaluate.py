@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -150,7 +151,7 @@ REPORT_KEYS = {"fid", "kid_mean", "kid_std", "kid_subset_size", "do_nothing", "i
 
 def test_evaluate_writes_the_documented_report_and_grids(checkpoint: Path, tmp_path: Path, unpaired: Path):
     out = tmp_path / "eval"
-    result = runner.invoke(app, ["evaluate", str(checkpoint), "--features", "pixels", "--out", str(out)])
+    result = runner.invoke(app, ["evaluate", str(checkpoint), str(unpaired), "--features", "pixels", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "FID" in result.output and "AtoB" in result.output and "BtoA" in result.output
     report = json.loads((out / REPORT_NAME).read_text())
@@ -165,14 +166,14 @@ def test_evaluate_writes_the_documented_report_and_grids(checkpoint: Path, tmp_p
             assert grid.size == (2 + 2 * 34, 2 + 2 * 34)
     # an unreadable test image is skipped, named in the report with its reason, and left as it was
     (unpaired / "testA" / "broken.png").write_bytes(b"\x89PNG broken")
-    result = runner.invoke(app, ["evaluate", str(checkpoint), "--features", "pixels", "--out", str(out)])
+    result = runner.invoke(app, ["evaluate", str(checkpoint), str(unpaired), "--features", "pixels", "--out", str(out)])
     assert result.exit_code == 0 and "broken.png" in result.output
     report = json.loads((out / REPORT_NAME).read_text())
     assert list(report["directions"]["AtoB"]["skipped"]) == [str(unpaired / "testA" / "broken.png")]
     assert report["directions"]["AtoB"]["n_inputs"] == 2 and report["directions"]["BtoA"]["n_targets"] == 2
     assert (unpaired / "testA" / "broken.png").read_bytes() == b"\x89PNG broken"
     # one direction only, and a checkpoint that is not one
-    only = evaluate(checkpoint, directions=("BtoA",), features="pixels", out_dir=tmp_path / "only")
+    only = evaluate(checkpoint, str(unpaired), directions=("BtoA",), features="pixels", out_dir=tmp_path / "only")
     assert list(only["directions"]) == ["BtoA"]
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"nope")
@@ -262,3 +263,53 @@ def test_report_never_writes_over_the_logs_it_reads(tmp_path: Path):
     assert log.read_bytes() == before
     result = runner.invoke(app, ["report", str(run)])
     assert result.exit_code == 0 and (run / "report.png").is_file()
+
+
+EVIL = ("import pathlib, torch\n"
+        "def factory():\n"
+        "    pathlib.Path({marker!r}).write_text('ran')\n"
+        "    class Mean(torch.nn.Module):\n"
+        "        def forward(self, x):\n"
+        "            return x.mean(dim=(2, 3))\n"
+        "    return Mean()\n")
+
+
+def test_a_checkpoint_cannot_choose_code_to_run_or_paths_to_write(tiny_config: Path, tmp_path: Path, monkeypatch,
+                                                                  unpaired: Path):
+    marker = tmp_path / "marker"
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "evil_features.py").write_text(EVIL.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    result = runner.invoke(app, ["fit", str(tiny_config), "--name", "h", "--max-epochs", "1"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "runs" / "h" / "last.ckpt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    saved = ckpt["translate"]["config"]
+    saved["eval"].update(features="evil_features:factory", every=1)  # a hostile or doctored checkpoint
+    saved["data"]["root"] = str(tmp_path / "planted-root")
+    saved["train"]["out_dir"] = str(tmp_path / "planted-out")
+    torch.save(ckpt, path)
+    # resume: the code the checkpoint names is not imported; it and the paths come from this command's config
+    config = yaml.safe_load(tiny_config.read_text())
+    config["eval"] = {"features": "pixels"}
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["fit", str(mine), "--name", "h", "--resume", "--max-epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert not marker.exists() and not (tmp_path / "planted-out").exists()
+    resumed = torch.load(path, map_location="cpu", weights_only=True)["translate"]["config"]
+    assert resumed["eval"]["features"] == "pixels" and resumed["eval"]["every"] == 1  # the rest is the run's own
+    assert resumed["data"]["dataset"] == str(unpaired) and resumed["data"]["root"] == "datasets"
+    # evaluate neither follows the saved data.root (a folder would be created there) nor a saved folder
+    saved_root = tmp_path / "planted-root"
+    result = runner.invoke(app, ["evaluate", str(path), "--features", "pixels", "--out", str(tmp_path / "ev")])
+    assert result.exit_code != 0 and "does not follow paths saved in a checkpoint" in result.output
+    result = runner.invoke(app, ["evaluate", str(path), str(unpaired), "--features", "pixels",
+                                 "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    assert not marker.exists() and not saved_root.exists()
+    # the same function given by the user on the command line is honoured: the test's marker works
+    result = runner.invoke(app, ["evaluate", str(path), str(unpaired), "--features", "evil_features:factory",
+                                 "--out", str(tmp_path / "ev2")])
+    assert result.exit_code == 0, result.output
+    assert marker.read_text() == "ran"

@@ -217,7 +217,8 @@ def export(
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from translate fit.", show_default=False)],
     dataset: Annotated[Optional[str], typer.Argument(
-        help="Dataset name or folder with testA/ testB/ (default: the one the checkpoint was trained on).",
+        help="Dataset name or folder with testA/ testB/ (default: the checkpoint's own when it is a built-in or "
+             "catalog name; a folder saved in a checkpoint is never followed).",
         show_default=False)] = None,
     direction: Annotated[str, typer.Option(help="AtoB, BtoA or both.")] = "both",
     features: Annotated[str, typer.Option(

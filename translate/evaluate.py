@@ -7,6 +7,8 @@ target-domain test images are resized the same way. FID and KID compare all tran
 direction with all real target test images (testA -> G_AB -> compared with testB), in the chosen feature
 space (Inception pool3 by default; see metrics.py). KID uses 100 random subsets of min(1000, N, M).
 A domain without a test folder uses the images training held out (``data.holdout``, same seed).
+The dataset defaults to the one the checkpoint was trained on when that is a name (built-in or catalog),
+looked up under ``--data-root`` (default ``datasets/``): a checkpoint's saved paths are never followed.
 
 Built-in datasets add paired checks that need no pretrained weights: a domain classifier trained on the
 real training images says whether each translation looks like the target domain, and the test pairs
@@ -26,7 +28,7 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from translate.checkpoint import load_checkpoint, load_net
-from translate.config import from_dict
+from translate.config import DataConfig, from_dict
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
 from translate.data.io import atomic_write, list_images
@@ -152,6 +154,25 @@ def _save_grid(inputs: torch.Tensor, outputs: torch.Tensor, path: Path) -> None:
     atomic_write(path, lambda tmp: save_image(grid, tmp, format="png"))
 
 
+def _data_to_score(saved: DataConfig, dataset: str | None, root: str | None) -> DataConfig:
+    """The data settings to evaluate on. Paths come from this command, never from the checkpoint: data.root
+    is `root` or the default, and the checkpoint's own dataset is used only when it is a name (built-in or
+    catalog), not a folder."""
+    from translate.data.catalog import CATALOG, CELEBA_PREFIX
+
+    root = root if root is not None else DataConfig().root
+    if dataset is not None:
+        return replace(saved, dataset=dataset, dir_a="", dir_b="", root=root)
+    trained_on = f"{saved.dir_a} and {saved.dir_b}" if saved.dir_a else saved.dataset
+    named = not saved.dir_a and (is_builtin(saved.dataset) or saved.dataset in CATALOG
+                                 or saved.dataset.startswith(CELEBA_PREFIX))
+    if not named:
+        raise TranslateError(f"the checkpoint was trained on the folder {trained_on}; evaluate does not follow "
+                             "paths saved in a checkpoint: give the dataset, translate evaluate CHECKPOINT FOLDER "
+                             "(a folder with testA/ testB/, or trainA/ trainB/ to score the held-out images)")
+    return replace(saved, root=root)
+
+
 def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tuple[str, ...] = ("AtoB", "BtoA"),
              features: str = "inception", out_dir: str | Path | None = None, max_images: int = 0,
              root: str | None = None, device: str | None = None) -> dict[str, Any]:
@@ -166,11 +187,7 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tup
     block = ckpt["translate"]
     nets = {d: net_attr(block, d) for d in directions}  # fails early on a checkpoint without that generator
     cfg = from_dict(block["config"])
-    data_cfg = cfg.data
-    if dataset is not None:
-        data_cfg = replace(data_cfg, dataset=dataset, dir_a="", dir_b="")
-    if root is not None:
-        data_cfg = replace(data_cfg, root=root)
+    data_cfg = _data_to_score(cfg.data, dataset, root)
     size = data_cfg.crop_size
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     data = load_eval_data(data_cfg, cfg.train.seed, size, max_images)

@@ -3,7 +3,9 @@
 ``translate fit TARGET`` resolves TARGET (a preset, a built-in dataset, a folder or a YAML file) to a base
 config, layers overrides on top, picks the run folder ``<out_dir>/<run>/`` and trains. ``--resume``
 continues ``<run>/last.ckpt`` with the config saved in it: same step count, LR position, optimizer
-state, image pools and data order.
+state, image pools and data order. What names paths or code (the data folders, ``data.root``,
+``train.out_dir``, an ``eval.features`` factory) is taken from this command, never from the checkpoint
+(config.COMMAND_ONLY): a checkpoint from elsewhere cannot make a resume import a module or write elsewhere.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from translate.callbacks import EpochCheckpoint, Evaluate, GracefulStop, SampleGrids
 from translate.checkpoint import check_block, load_checkpoint
 from translate.errors import CheckpointError, DataError
-from translate.config import Config, ConfigError, preset_names, read_preset, read_yaml, resolve
+from translate.config import (Config, ConfigError, preset_names, read_preset, read_yaml, resolve,
+                              saved_without_code_or_paths)
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, resolve_dataset
 from translate.models import MODELS
@@ -120,7 +123,8 @@ def prepare(target: str, config_file: str | None = None, overrides: list[str] | 
         raise ConfigError(f"nothing to resume: {ckpt} does not exist (runs in {out_dir}: "
                           f"{', '.join(sorted(p.name for p in out_dir.glob('*') if p.is_dir())) or 'none'})")
     checkpoint = load_checkpoint(ckpt)
-    saved = checkpoint["translate"]["config"]
+    # The saved config supplies the recipe and the run's settings; paths and code come from this command.
+    saved = saved_without_code_or_paths(checkpoint["translate"]["config"], cfg)
     resumed = resolve(saved, overrides, flags)
     if resumed.model != resolve(saved).model:
         raise ConfigError("model.* settings cannot change when resuming; start a new run instead")
