@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -341,3 +342,68 @@ def test_bf16_mixed_precision_trains_with_finite_losses(tiny_config: Path, tmp_p
     rows = list(csv.DictReader((tmp_path / "runs" / "bf16" / "logs" / "csv" / "version_0" / "metrics.csv").open()))
     values = [float(v) for row in rows for k, v in row.items() if v and k.startswith(("g/", "d/"))]
     assert values and all(math.isfinite(v) for v in values)
+
+
+# ---------------------------------------------------------------- issue 21: concurrency, disk full, leftovers
+
+
+def test_two_runs_never_share_a_folder_and_a_run_in_use_cannot_be_resumed(tiny_config: Path, tmp_path: Path):
+    from translate.train import LOCK_NAME, RunLock
+
+    runs = tmp_path / "runs"
+    assert run("fit", str(tiny_config), "--name", "same", "--max-steps", "1").exit_code == 0
+    other = RunLock(runs / "same")  # another translate fit training in that folder right now
+    assert other.acquire()
+    try:
+        msg = _error("fit", str(tiny_config), "--name", "same", "--resume", "--max-epochs", "2")
+        assert "in use by another translate fit" in msg and str(os.getpid()) in msg
+        # two runs started together both see the empty folder 'race'; the one that locks it second moves on
+        racer = RunLock(runs / "race")
+        assert racer.acquire()
+        try:
+            result = run("fit", str(tiny_config), "--name", "race", "--max-steps", "1")
+            assert result.exit_code == 0, result.output
+            assert (runs / "race-2" / "last.ckpt").is_file()
+            assert [p.name for p in (runs / "race").iterdir()] == [LOCK_NAME]  # nothing of the second run
+        finally:
+            racer.release()
+    finally:
+        other.release()
+    result = run("fit", str(tiny_config), "--name", "same", "--resume", "--max-epochs", "2")
+    assert result.exit_code == 0, result.output  # free again once the other run ended
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tiny_config: Path, tmp_path: Path):
+    assert "checkpoint not found" in _error("fit", str(tiny_config), "--name", "early", "--init",
+                                            str(tmp_path / "missing.ckpt"))
+    assert not (tmp_path / "runs" / "early").exists()
+    assert run("fit", str(tiny_config), "--name", "early", "--max-steps", "1").exit_code == 0
+    assert (tmp_path / "runs" / "early" / "last.ckpt").is_file()  # the name is still free, not early-2
+
+
+def test_disk_full_while_checkpointing_keeps_the_last_good_checkpoint(tiny_config: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    import errno
+
+    import pytorch_lightning as pl
+
+    runs = tmp_path / "runs"
+    real = pl.Trainer.save_checkpoint
+    calls = []
+
+    def fill_the_disk(self, filepath, *args, **kwargs):
+        calls.append(filepath)
+        if len(calls) == 1:  # the end of epoch 1 fits on the disk
+            return real(self, filepath, *args, **kwargs)
+        Path(filepath).write_bytes(b"\0" * 4096)  # part of the file, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device", str(filepath))
+
+    monkeypatch.setattr(pl.Trainer, "save_checkpoint", fill_the_disk)
+    msg = _error("fit", str(tiny_config), "--name", "full", "--max-epochs", "3")
+    monkeypatch.undo()
+    assert "No space left on device" in msg and "previous last.ckpt is kept" in msg
+    assert not list((runs / "full").glob(".*partial"))
+    kept = torch.load(runs / "full" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert kept["epoch"] == 0 and kept["global_step"] == 4 * 2  # the end of epoch 1, whole
+    result = run("fit", str(tiny_config), "--name", "full", "--max-epochs", "3", "--resume")
+    assert result.exit_code == 0 and "(8 in this run)" in result.output, result.output

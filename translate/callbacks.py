@@ -16,6 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
 from translate.data.transforms import to_model_range
+from translate.errors import CheckpointError
 
 
 class SampleGrids(pl.Callback):
@@ -156,9 +157,18 @@ class EpochCheckpoint(Checkpoint):
 
     def save(self, trainer: pl.Trainer) -> None:
         partial = self.path.with_name(f".{self.path.name}.partial")
-        trainer.save_checkpoint(partial, weights_only=False)
-        if trainer.is_global_zero:
-            os.replace(partial, self.path)
+        try:
+            trainer.save_checkpoint(partial, weights_only=False)
+            if trainer.is_global_zero:
+                os.replace(partial, self.path)
+        except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as a RuntimeError
+            if isinstance(exc, RuntimeError) and "write" not in str(exc).lower():
+                raise
+            partial.unlink(missing_ok=True)
+            reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+            kept = "the previous last.ckpt is kept" if self.path.exists() else "no checkpoint was written yet"
+            raise CheckpointError(f"cannot write {self.path} ({reason}); {kept}, and --resume continues "
+                                  "from it once there is room") from None
         trainer.strategy.barrier("EpochCheckpoint")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -6,6 +6,7 @@ Options default to None ("not given") so they never hide a value from a preset, 
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -43,6 +44,13 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror}{where}; free some space (or choose another folder) and run again",
+                   err=True)
+        raise typer.Exit(1) from None
     except Exception as exc:
         if not any(cls.__name__ == "MisconfigurationException" for cls in type(exc).__mro__):
             raise

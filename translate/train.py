@@ -10,8 +10,10 @@ state, image pools and data order. What names paths or code (the data folders, `
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -88,8 +90,16 @@ def external_launch() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 or int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1
 
 
-def _free_run_dir(out_dir: Path, name: str) -> Path:
-    """`out_dir/name`, or `name-2`, `name-3`, ... so a new run never overwrites an old one."""
+LOCK_NAME = ".lock"
+
+
+def _holds_a_run(folder: Path) -> bool:
+    return folder.exists() and any(p.name != LOCK_NAME for p in folder.iterdir())
+
+
+def _free_run_dir(out_dir: Path, name: str, skip: int = 1) -> Path:
+    """`out_dir/name`, or `name-2`, `name-3`, ... so a new run never overwrites an old one (from `name-skip`
+    on, past folders another process has claimed)."""
     if os.environ.get(RUN_DIR_ENV):  # a DDP rank re-running the command: rank 0 already chose
         return Path(os.environ[RUN_DIR_ENV])
     if external_launch():
@@ -99,11 +109,74 @@ def _free_run_dir(out_dir: Path, name: str) -> Path:
             raise ConfigError(f"{out_dir / name} already holds a run; under torchrun/srun pass a new --name, "
                               "or --resume to continue it")
         return out_dir / name
-    candidate, n = out_dir / name, 1
-    while candidate.exists() and any(candidate.iterdir()):
+    n = skip
+    candidate = out_dir / name if n == 1 else out_dir / f"{name}-{n}"
+    while _holds_a_run(candidate):
         n += 1
         candidate = out_dir / f"{name}-{n}"
     return candidate
+
+
+class RunLock:
+    """An exclusive lock (flock on ``<run>/.lock``) held while a run trains in its folder, so two runs
+    started together can't share one: the second takes the next free name, or, resuming, is refused.
+    The operating system releases it when the process ends, however it ends."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.handle = None
+        self.created = False  # this run made the folder (so a run that fails before training can remove it)
+
+    def acquire(self) -> bool:
+        self.created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        handle = (self.run_dir / LOCK_NAME).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self.handle = handle
+        return True
+
+    def holder(self) -> str:
+        try:
+            return (self.run_dir / LOCK_NAME).read_text(encoding="utf-8").strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+def claim_run_dir(cfg: Config, run_dir: Path, resume: bool) -> tuple[Path, RunLock | None]:
+    """Lock the run folder before anything is written in it. A new run whose folder another process has
+    claimed meanwhile moves on to the next free name; a resume of a run in use is refused. DDP ranks that
+    Lightning or torchrun started use the folder their rank 0 locked."""
+    if os.environ.get(RUN_DIR_ENV) or int(os.environ.get("RANK", "0") or 0) != 0:
+        return run_dir, None
+    first, skip = run_dir, 1
+    while True:
+        lock = RunLock(run_dir)
+        if lock.acquire():
+            if resume or not _holds_a_run(run_dir):
+                partial = run_dir / ".last.ckpt.partial"  # a write that a kill interrupted; last.ckpt is whole
+                partial.unlink(missing_ok=True)
+                return run_dir, lock
+            lock.release()  # another run wrote here between the choice and the lock
+        elif resume:
+            raise ConfigError(f"{run_dir} is in use by another translate fit (pid {lock.holder()}); wait for "
+                              "it to finish or stop it before resuming")
+        elif external_launch():
+            raise ConfigError(f"{run_dir} is in use by another translate fit (pid {lock.holder()}); pass a new --name")
+        skip += 1  # taken in a race: X-2, X-3, ... after the folder X this command chose
+        run_dir = _free_run_dir(first.parent, first.name, skip)
 
 
 def prepare(target: str, config_file: str | None = None, overrides: list[str] | None = None,
@@ -193,10 +266,26 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
     )
 
 
-def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None) -> FitResult:
-    """Train `cfg` into `run_dir`, continuing from `resume_from` when given."""
+def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None, lock: RunLock | None = None) -> FitResult:
+    """Train `cfg` into `run_dir`, continuing from `resume_from` when given. A new run that fails before its
+    first batch (unreadable data, a bad --init) leaves no run folder behind."""
+    built: list[TranslationModel] = []
+    try:
+        return _fit(cfg, run_dir, resume_from, built)
+    except BaseException:
+        trained = built and built[0].batches_done > 0
+        if lock is not None and lock.created and not trained and not (run_dir / "last.ckpt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(cfg: Config, run_dir: Path, resume_from: Path | None, built: list[TranslationModel]) -> FitResult:
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     model = MODELS[cfg.model.name](cfg)
+    built.append(model)
     if cfg.train.init and resume_from is None:  # fine-tuning; a resumed run has its own weights
         load_init(model, cfg.train.init)
     data = UnpairedDataModule(cfg.data, seed=cfg.train.seed)
@@ -235,7 +324,8 @@ def run_fit(target: str, config_file: str | None = None, overrides: list[str] | 
                 raise DataError(folder, "folder not found")
     else:
         resolve_dataset(cfg.data.dataset, cfg.data.root)
-    return cfg, run_dir, fit(cfg, run_dir, resume_from=ckpt)
+    run_dir, lock = claim_run_dir(cfg, run_dir, resume=ckpt is not None)
+    return cfg, run_dir, fit(cfg, run_dir, resume_from=ckpt, lock=lock)
 
 
 def load_init(model: TranslationModel, path: str | Path) -> None:
