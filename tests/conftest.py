@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,9 +54,12 @@ def tiny_config(tmp_path: Path, unpaired: Path) -> Path:
 
 
 class Handler(SimpleHTTPRequestHandler):
-    """Serves a folder, honours Range, and can cut the first response for a file half-way."""
+    """Serves a folder, honours Range, and can misbehave per path (set these with monkeypatch.setattr)."""
 
-    cut_once: set[str] = set()
+    cut_once: set[str] = set()  # promise the whole body, send half, drop the connection (first request only)
+    short_length: set[str] = set()  # declare only half the body as Content-Length and send just that
+    close_early: set[str] = set()  # no Content-Length: send half the body and close, as if that were all
+    drip: set[str] = set()  # promise the whole body, send 1000 bytes, then a byte every 0.05 s (5 s at most)
     ranges: list[str] = []  # Range headers received, in order
 
     def log_message(self, *args):  # keep test output clean
@@ -81,8 +85,24 @@ class Handler(SimpleHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        if self.path in self.close_early:  # HTTP/1.0 without a length: the close ends the body
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            return
+        if self.path in self.short_length:
+            body = body[: len(body) // 2]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.path in self.drip:
+            try:
+                self.wfile.write(body[:1000])
+                for i in range(1000, min(len(body), 1100)):  # bounded: ends by itself if nobody hangs up
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                    self.wfile.write(body[i : i + 1])
+            except OSError:  # the client gave up on us
+                pass
+            return
         if self.path in self.cut_once:  # promise the whole body, send half, drop the connection
             self.cut_once.discard(self.path)
             self.wfile.write(body[: len(body) // 2])

@@ -239,3 +239,196 @@ def test_celeba_is_split_by_any_attribute_without_copying(tmp_path: Path):
         prepare("celeba-Eyeglases", root)
     with pytest.raises(DataError, match="img_align_celeba"):
         prepare("celeba-Smiling", tmp_path / "elsewhere")
+
+
+# ------------------------------------------------------------------ incomplete, bad and oversized archives
+
+def random_bytes(n: int, seed: int) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("mode", ["short_length", "close_early"])
+@pytest.mark.parametrize("name", ["mini.zip", "mini.tar.gz"])
+def test_a_short_download_is_not_taken_for_a_complete_archive(server, tmp_path: Path, monkeypatch, mode, name):
+    root, url = server
+    files = {"mini/trainA/a.png": random_bytes(60_000, 1), "mini/trainB/b.png": random_bytes(60_000, 2)}
+    archive = make_zip(root / name, files) if name.endswith(".zip") else make_tar(root / name, files)
+    monkeypatch.setattr(Handler, mode, {f"/{name}"})
+    with pytest.raises(DownloadError, match=r"incomplete archive .*truncated download or an HTML page.*moved to"):
+        download(f"{url}/{name}", tmp_path / name, retries=0)
+    assert not (tmp_path / name).exists() and not (tmp_path / f"{name}.part").exists()
+    assert (tmp_path / f"{name}.bad").stat().st_size == archive.stat().st_size // 2
+    monkeypatch.setattr(Handler, mode, set())  # the server behaves again: the next try downloads afresh
+    assert download(f"{url}/{name}", tmp_path / name).read_bytes() == archive.read_bytes()
+
+
+def test_archive_check_sees_cuts_that_tarfile_itself_accepts(tmp_path: Path):
+    from translate.data.download import archive_problem
+
+    files = {"mini/trainA/a.png": random_bytes(3000, 1), "mini/trainB/b.png": random_bytes(3000, 2)}
+    data = make_tar(tmp_path / "whole.tar", files, "w").read_bytes()
+    cut = tmp_path / "cut.tar"  # cut at the second member's header: tarfile just sees a shorter archive
+    cut.write_bytes(data[: 512 + 3072])
+    assert len(tarfile.open(cut).getmembers()) == 1
+    assert archive_problem(cut) == "no end-of-archive block"
+    gz = make_tar(tmp_path / "whole.tar.gz", files)
+    assert archive_problem(gz) is None and archive_problem(tmp_path / "whole.tar") is None
+    cut.write_bytes(gz.read_bytes()[:-4])  # every member intact, only gzip's length trailer missing
+    assert "end-of-stream" in archive_problem(cut)
+
+
+def test_a_bad_cached_archive_is_moved_aside_and_downloaded_again(server, tmp_path: Path, monkeypatch):
+    from translate.data.catalog import MIRROR_ENV, prepare
+
+    www, url = server
+    monkeypatch.setenv(MIRROR_ENV, url)
+    root = tmp_path / "datasets"
+    cached = root / ".downloads" / "horse2zebra.zip"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("<html>Service Unavailable</html>")  # what an older version let through
+    with pytest.raises(DownloadError) as err:
+        prepare("horse2zebra", root, log=lambda msg: None)
+    message = str(err.value)
+    assert "not a zip or tar archive" in message and f"moved it to {cached}.bad" in message
+    assert "next attempt downloads it again" in message and "\n" not in message
+    assert not cached.exists() and (root / ".downloads" / "horse2zebra.zip.bad").is_file()
+    make_zip(www / "horse2zebra.zip", {"horse2zebra/testA/0.png": png_bytes(8, 8, 0)})  # no trainA/trainB
+    with pytest.raises(DownloadError, match="does not contain trainA/ and trainB/.*moved it to"):
+        prepare("horse2zebra", root, log=lambda msg: None)
+    assert (root / ".downloads" / "horse2zebra.zip.bad").read_bytes() == (www / "horse2zebra.zip").read_bytes()
+    make_zip(www / "horse2zebra.zip", {f"horse2zebra/{s}/0.png": png_bytes(8, 8, 0) for s in ("trainA", "trainB")})
+    folder = prepare("horse2zebra", root, log=lambda msg: None)  # downloaded afresh, not the bad file again
+    assert (folder / "trainB" / "0.png").is_file() and not cached.exists()
+
+
+def usage_with_free(free: int):
+    from collections import namedtuple
+
+    return lambda path: namedtuple("usage", "total used free")(10**12, 10**12 - free, free)
+
+
+@pytest.mark.parametrize("name", ["bomb.tar.gz", "bomb.zip"])
+def test_a_decompression_bomb_stops_for_disk_space_not_corruption(tmp_path: Path, monkeypatch, name):
+    import shutil as shutil_module
+
+    from translate.data.download import RESERVE, DiskSpaceError
+
+    files = {"bomb/trainA/zeros.png": bytes(4 << 20), "bomb/trainB/zeros.png": bytes(4 << 20)}
+    archive = (make_zip if name.endswith(".zip") else make_tar)(tmp_path / name, files)
+    if name.endswith(".zip"):  # writestr stores; recompress so the archive is small and its content large
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            for member, data in files.items():
+                zf.writestr(member, data)
+    assert archive.stat().st_size < 100_000
+    (tmp_path / "datasets").mkdir()
+    monkeypatch.setattr(shutil_module, "disk_usage", usage_with_free(RESERVE + (1 << 20)))
+    with pytest.raises(DiskSpaceError, match="not enough disk space to extract") as err:
+        extract(archive, tmp_path / "datasets" / "bomb")
+    assert "corrupt" not in str(err.value) and "0.01 GB needed" in str(err.value)
+    assert not list((tmp_path / "datasets").iterdir())
+
+
+def test_extraction_counts_what_it_writes_not_just_what_is_declared(tmp_path: Path, monkeypatch):
+    import shutil as shutil_module
+
+    from translate.data import download as module
+
+    archive = make_tar(tmp_path / "bomb.tar.gz", {"bomb/trainA/zeros.png": bytes(3 << 20)})
+    (tmp_path / "datasets").mkdir()
+    monkeypatch.setattr(module, "_tar_plan", lambda tf: 0)  # as if the headers under-declared the sizes
+    monkeypatch.setattr(shutil_module, "disk_usage", usage_with_free(module.RESERVE + (1 << 20)))
+    with pytest.raises(module.DiskSpaceError, match="not enough disk space to extract bomb.tar.gz: it unpacks to more"):
+        extract(archive, tmp_path / "datasets" / "bomb")
+    assert not list((tmp_path / "datasets").iterdir())  # the staging folder is gone too
+
+
+# ------------------------------------------------------------------ slow servers
+
+def test_a_dripping_server_is_a_stall_and_the_next_try_resumes(server, tmp_path: Path, monkeypatch):
+    root, url = server
+    archive = make_zip(root / "mini.zip", {"mini/trainA/a.png": random_bytes(50_000, 3)})
+    monkeypatch.setattr(Handler, "drip", {"/mini.zip"})
+    monkeypatch.setattr(Handler, "ranges", [])
+    with pytest.raises(DownloadError, match=r"after 1 attempt \(the server stalled: .*partial file .* is kept"):
+        download(f"{url}/mini.zip", tmp_path / "mini.zip", retries=0, stall_seconds=0.5, stall_bytes=1000)
+    have = (tmp_path / "mini.zip.part").stat().st_size
+    assert 1000 <= have < archive.stat().st_size
+    monkeypatch.setattr(Handler, "drip", set())
+    assert download(f"{url}/mini.zip", tmp_path / "mini.zip").read_bytes() == archive.read_bytes()
+    assert Handler.ranges == [f"bytes={have}-"]
+
+
+def test_a_deadline_bounds_a_slow_download(server, tmp_path: Path, monkeypatch):
+    root, url = server
+    make_zip(root / "mini.zip", {"mini/trainA/a.png": random_bytes(50_000, 3)})
+    monkeypatch.setattr(Handler, "drip", {"/mini.zip"})
+    with pytest.raises(DownloadError, match="not done within the 0.3 s deadline"):
+        download(f"{url}/mini.zip", tmp_path / "mini.zip", retries=3, backoff=0.01, deadline=0.3)
+
+
+# ------------------------------------------------------------------ catalog messages and leftovers
+
+def test_disk_space_failures_say_so_without_the_offline_hint(server, tmp_path: Path, monkeypatch):
+    import shutil as shutil_module
+
+    from translate.data.catalog import MIRROR_ENV, prepare
+    from translate.data.download import DiskSpaceError
+
+    www, url = server
+    monkeypatch.setenv(MIRROR_ENV, url)
+    make_zip(www / "horse2zebra.zip", {f"horse2zebra/{s}/0.png": png_bytes(8, 8, 0) for s in ("trainA", "trainB")})
+    root = tmp_path / "datasets"
+    real_usage = shutil_module.disk_usage
+    monkeypatch.setattr(shutil_module, "disk_usage", usage_with_free(100))
+    with pytest.raises(DiskSpaceError, match="not enough disk space for horse2zebra.zip.*Free some space") as err:
+        prepare("horse2zebra", root, log=lambda msg: None)
+    assert "Offline" not in str(err.value) and "by hand" not in str(err.value)
+    monkeypatch.setattr(shutil_module, "disk_usage", real_usage)
+    download(f"{url}/horse2zebra.zip", root / ".downloads" / "horse2zebra.zip")
+    monkeypatch.setattr(shutil_module, "disk_usage", usage_with_free(100))
+    with pytest.raises(DiskSpaceError, match="not enough disk space to extract.*is kept") as err:
+        prepare("horse2zebra", root, log=lambda msg: None)  # a good archive and a full disk: keep the archive
+    assert "Offline" not in str(err.value) and (root / ".downloads" / "horse2zebra.zip").is_file()
+    assert not (root / ".downloads" / "horse2zebra.zip.bad").exists()
+
+
+def test_an_incomplete_folder_moved_aside_is_reported_and_only_the_newest_copy_kept(server, tmp_path: Path,
+                                                                                  monkeypatch):
+    import os
+
+    from translate.data.catalog import MIRROR_ENV, prepare
+
+    www, url = server
+    monkeypatch.setenv(MIRROR_ENV, url)
+    make_zip(www / "horse2zebra.zip", {f"horse2zebra/{s}/0.png": png_bytes(8, 8, 0) for s in ("trainA", "trainB")})
+    root = tmp_path / "datasets"
+    (root / "horse2zebra" / "trainA").mkdir(parents=True)
+    (root / "horse2zebra" / "trainA" / "mine.png").write_bytes(b"x")  # an earlier, interrupted attempt
+    for pid in (111, 222):  # what older versions left, never mentioned
+        (root / f".horse2zebra.incomplete-{pid}").mkdir()
+    messages: list[str] = []
+    prepare("horse2zebra", root, log=messages.append)
+    aside = root / f".horse2zebra.incomplete-{os.getpid()}"
+    assert sorted(p.name for p in root.glob(".horse2zebra.incomplete-*")) == [aside.name]
+    assert (aside / "trainA" / "mine.png").read_bytes() == b"x"
+    assert sum("removed" in m and "older incomplete copy" in m for m in messages) == 2
+    assert any(f"moved it aside to {aside}" in m for m in messages)
+    import shutil
+
+    shutil.rmtree(root / "horse2zebra" / "trainB")  # incomplete again: the new copy replaces the old one
+    messages.clear()
+    prepare("horse2zebra", root, log=messages.append)
+    assert sorted(p.name for p in root.glob(".horse2zebra.incomplete-*")) == [aside.name]
+    assert not (aside / "trainB").exists() and (aside / "trainA" / "0.png").is_file()
+    assert any("moved it aside" in m for m in messages)

@@ -6,6 +6,13 @@ halves after extraction, as DiscoGAN's authors do. CelebA and Cityscapes can't b
 terms need the user's own agreement), so the catalog prints what to place where.
 
 ``TRANSLATE_DATASETS_URL`` (or ``--url``) replaces the server part for a mirror: the archive name is appended.
+
+Failures say what to do next. A network failure suggests a mirror or a download by hand; a disk-space failure
+suggests freeing space or another root. An archive in ``ROOT/.downloads/`` that fails to unpack, or lacks
+trainA/ and trainB/, is moved aside to ``NAME.bad`` (replacing an older one), so the next attempt downloads
+afresh instead of unpacking the same bad file again. A dataset is built in a staging folder; an existing,
+incomplete ``ROOT/NAME`` is moved aside to ``ROOT/.NAME.incomplete-PID`` (the user is told), and only the
+newest such copy per name is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from translate.data.download import DownloadError, download, extract
+from translate.data.download import DiskSpaceError, DownloadError, NetworkError, download, extract
 from translate.data.io import image_header, list_images, read_image
 from translate.errors import DataError
 
@@ -84,10 +91,18 @@ def _has_train(folder: Path) -> bool:
     return (folder / "trainA").is_dir() and (folder / "trainB").is_dir()
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 @contextmanager
-def _staged(folder: Path) -> Iterator[Path]:
+def _staged(folder: Path, log=print) -> Iterator[Path]:
     """Build `folder` in a hidden staging folder beside it, renamed into place only if the block succeeds;
-    an older, incomplete `folder` is moved aside rather than mixed with the new files."""
+    an older, incomplete `folder` is moved aside rather than mixed with the new files (the newest copy only:
+    older ones are removed, as they would otherwise pile up unseen)."""
     staging = folder.with_name(f".{folder.name}.preparing")
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -96,7 +111,13 @@ def _staged(folder: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if folder.exists():
-        folder.rename(folder.with_name(f".{folder.name}.incomplete-{os.getpid()}"))
+        prefix = f".{folder.name}.incomplete-"
+        for old in sorted(p for p in folder.parent.iterdir() if p.name.startswith(prefix)):
+            _remove(old)
+            log(f"removed {old}, an older incomplete copy of {folder.name}")
+        aside = folder.with_name(f"{prefix}{os.getpid()}")
+        folder.rename(aside)
+        log(f"{folder} was incomplete: moved it aside to {aside} (delete it if nothing in it is needed)")
     os.replace(staging, folder)
 
 
@@ -211,7 +232,7 @@ def prepare_celeba(attribute: str, root: str | Path, log=print) -> Path:
             if len(parts) == 2 and parts[1].isdigit():
                 partition[parts[0]] = int(parts[1])
     missing = 0
-    with _staged(root / f"{CELEBA_PREFIX}{attribute}") as staging:
+    with _staged(root / f"{CELEBA_PREFIX}{attribute}", log) as staging:
         for file, values in table.items():
             image = images / file
             if not image.is_file():
@@ -232,7 +253,7 @@ def prepare_celeba(attribute: str, root: str | Path, log=print) -> Path:
 def _handbags2shoes(root: Path, mirror: str | None, progress, log) -> Path:
     """DiscoGAN's handbags <-> shoes: A = edges2handbags' photo halves, B = edges2shoes' (symbolic links)."""
     bags, shoes = (prepare(n, root, mirror, progress, log) for n in ("edges2handbags", "edges2shoes"))
-    with _staged(root / "handbags2shoes") as staging:
+    with _staged(root / "handbags2shoes", log) as staging:
         for split in ("train", "test"):
             for domain, source in (("A", bags), ("B", shoes)):
                 photos = source / f"{split}B"
@@ -263,17 +284,28 @@ def prepare(name: str, root: str | Path, mirror: str | None = None, progress=Non
     url = entry.url(mirror)
     archive = root / ".downloads" / entry.archive
     log(f"unpacking {archive}" if archive.exists() else f"downloading {name} from {url}")
+    space = "Free some space, or keep datasets on another disk (--root DIR, or --set data.root=DIR for fit)"
     try:
         download(url, archive, progress=progress)
-    except DownloadError as exc:
-        raise DownloadError(f"{exc}. Offline or server down? Download {url} by hand and put it at {archive} "
-                            f"(or unpack it so that {folder}/trainA exists), or use a mirror: --url or "
-                            f"{MIRROR_ENV}=https://mirror/path") from None
-    with _staged(folder) as staging:
-        extract(archive, staging)
-        if entry.source == "pix2pix":
-            _split_pairs(staging, log)
-        if not _has_train(staging):
-            raise DownloadError(f"{archive} does not contain trainA/ and trainB/ (or train/ of paired images)")
+    except NetworkError as exc:
+        raise NetworkError(f"{exc}. Offline or server down? Download {url} by hand and put it at {archive} "
+                           f"(or unpack it so that {folder}/trainA exists), or use a mirror: --url or "
+                           f"{MIRROR_ENV}=https://mirror/path") from None
+    except DiskSpaceError as exc:
+        raise DiskSpaceError(f"{exc}. {space}") from None
+    try:
+        with _staged(folder, log) as staging:
+            extract(archive, staging)
+            if entry.source == "pix2pix":
+                _split_pairs(staging, log)
+            if not _has_train(staging):
+                raise DownloadError(f"{archive} does not contain trainA/ and trainB/ (or train/ of paired images)")
+    except DiskSpaceError as exc:  # the archive is fine: keep it, the next attempt unpacks it without downloading
+        raise DiskSpaceError(f"{exc}. {space}; {archive} is kept for the next attempt") from None
+    except DownloadError as exc:  # a bad archive: out of the way, or every later attempt would unpack it again
+        bad = archive.with_name(archive.name + ".bad")
+        os.replace(archive, bad)
+        raise DownloadError(f"{exc}; moved it to {bad}, the next attempt downloads it again (or use a mirror: "
+                            f"--url or {MIRROR_ENV})") from None
     archive.unlink()
     return folder

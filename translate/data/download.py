@@ -2,20 +2,33 @@
 
 - Streaming download to ``NAME.part`` with a progress callback; an existing ``.part`` is resumed with an HTTP
   Range request (a server that ignores Range restarts it from zero); retries with exponential backoff and a
-  socket timeout; the expected size and sha256 are checked when known; the finished file is renamed into
-  place atomically, so a complete-looking archive is always a complete one.
-- Extraction refuses absolute member paths, ``..`` components, and symbolic or hard links (zip or tar),
-  tests a zip's CRCs first, unpacks into a temporary folder beside the target and renames it into place:
-  an interrupted or refused extraction leaves nothing half-written under the final name.
-- Free disk space is checked before downloading and before extracting.
+  socket timeout. The body is read with ``read1`` (whatever has arrived), so a server that drips a byte at a
+  time, which a socket timeout never catches, is seen: fewer than `stall_bytes` in a `stall_seconds` window is a
+  stall, a failed attempt that the next one resumes. An overall `deadline` bounds all attempts together.
+- The expected size and sha256 are checked when known. An archive (by its name: zip, tar[.gz|.bz2|.xz]) is also
+  checked complete before it is renamed into place, because a short Content-Length, or an early close without
+  one, looks like a finished download: a zip's central directory and CRCs; every tar member's data, the
+  end-of-archive block and the compressed stream's own end check. An incomplete one is moved to ``NAME.bad``,
+  so the next call downloads afresh. A complete-looking archive is therefore a complete one.
+- Extraction refuses absolute member paths, ``..`` components, symbolic or hard links and special files (zip or
+  tar), then copies member by member into a temporary folder beside the target (CRCs and compressed streams
+  are checked as they are read) and renames it into place: an interrupted or refused extraction leaves nothing
+  half-written under the final name.
+- Free disk space is checked before downloading (against Content-Length), before extracting (against the
+  members' declared sizes, exact for tar) and while extracting (a running total against the space free at the
+  start, less a reserve), so a decompression bomb stops with "not enough disk space", never "corrupt archive".
+- Errors: `NetworkError` (server or network: retrying later, by hand or from a mirror helps), `DiskSpaceError`,
+  and plain `DownloadError` for the rest (checksum mismatch, incomplete, corrupt or hostile archive).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import http.client
+import lzma
 import os
 import shutil
-import socket
 import stat
 import tarfile
 import tempfile
@@ -23,17 +36,37 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from translate.errors import TranslateError
 
 CHUNK = 1 << 20
+RESERVE = 64 << 20  # left free when extracting: a full disk breaks everything else on it, not just us
 USER_AGENT = "translate-datasets/1"
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class DownloadError(TranslateError):
     """A download or an extraction failed; the message says why and what to do."""
+
+
+class NetworkError(DownloadError):
+    """The server or the network failed: trying later, by hand or from a mirror may help."""
+
+
+class DiskSpaceError(DownloadError):
+    """Not enough free disk space; the archive itself is fine."""
+
+
+class _Stalled(ConnectionError):
+    """Too few bytes in a stall window: handled like a dropped connection (retried, resumed)."""
+
+
+class _Deadline(Exception):
+    pass
 
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
@@ -47,17 +80,22 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _free(folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(folder).free
+
+
 def check_free_space(folder: Path, needed: int | None, what: str) -> None:
     if not needed:
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
+    free = _free(folder)
     if free < needed:
-        raise DownloadError(f"not enough disk space for {what}: {needed / 1e9:.2f} GB needed in {folder}, "
-                            f"{free / 1e9:.2f} GB free")
+        raise DiskSpaceError(f"not enough disk space for {what}: {needed / 1e9:.2f} GB needed in {folder}, "
+                             f"{free / 1e9:.2f} GB free")
 
 
-def _fetch(url: str, part: Path, timeout: float, progress: Progress | None) -> None:
+def _fetch(url: str, part: Path, timeout: float, progress: Progress | None, stall_bytes: int,
+           stall_seconds: float, give_up_at: float) -> None:
     """One attempt: append to `part` from where it ends (Range), or restart it if the server ignores Range."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -78,45 +116,74 @@ def _fetch(url: str, part: Path, timeout: float, progress: Progress | None) -> N
             check_free_space(part.parent, int(length), part.name)
         with part.open("ab" if have else "wb") as out:
             done = have
+            mark_time, mark_done = time.monotonic(), done
             while True:
-                block = response.read(CHUNK)
+                block = response.read1(CHUNK)  # read(CHUNK) would wait for a whole chunk, however slow
                 if not block:
                     break
                 out.write(block)
                 done += len(block)
                 if progress:
                     progress(done, total)
+                now = time.monotonic()
+                if now >= give_up_at:
+                    raise _Deadline
+                if now - mark_time >= stall_seconds:
+                    # near the end fewer than stall_bytes may be left: then all of them must arrive in the window
+                    wanted = stall_bytes if total is None else min(stall_bytes, total - mark_done)
+                    if done - mark_done < wanted:
+                        raise _Stalled(f"the server stalled: {done - mark_done} bytes in {now - mark_time:.0f} s, "
+                                       f"fewer than {stall_bytes}")
+                    mark_time, mark_done = now, done
         if total is not None and done < total:
             raise ConnectionError(f"connection closed after {done} of {total} bytes")
 
 
+def _kept(part: Path) -> str:
+    return (f"; the partial file {part} is kept and the next try resumes it"
+            if part.exists() and part.stat().st_size else "")
+
+
 def download(url: str, dest: str | Path, size: int | None = None, sha256: str | None = None, retries: int = 4,
-             timeout: float = 30.0, backoff: float = 1.0, progress: Progress | None = None) -> Path:
-    """Download `url` to `dest` (resuming ``dest.part``), verify it, and rename it into place."""
+             timeout: float = 30.0, backoff: float = 1.0, progress: Progress | None = None,
+             stall_bytes: int = 16 << 10, stall_seconds: float = 60.0, deadline: float = 6 * 3600.0) -> Path:
+    """Download `url` to `dest` (resuming ``dest.part``), verify it, and rename it into place.
+
+    An attempt that receives fewer than `stall_bytes` in `stall_seconds` has stalled and is retried like a
+    dropped connection; after `deadline` seconds in all, the download gives up (the part is kept)."""
     dest = Path(dest)
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     check_free_space(dest.parent, size, f"{dest.name}")
     part = dest.with_name(dest.name + ".part")
+    give_up_at = time.monotonic() + deadline
     last_error: Exception | None = None
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
-            _fetch(url, part, timeout, progress)
+            if time.monotonic() >= give_up_at:
+                raise _Deadline
+            _fetch(url, part, timeout, progress, stall_bytes, stall_seconds, give_up_at)
             break
+        except _Deadline:
+            raise NetworkError(f"cannot download {url}: not done within the {deadline:g} s deadline"
+                               f"{_kept(part)}") from None
         except urllib.error.HTTPError as exc:
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+                raise NetworkError(f"{url}: HTTP {exc.code} {exc.reason}") from None
             last_error = exc
-        except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError, OSError) as exc:
+        except OSError as exc:  # URLError, ConnectionError, timeouts, _Stalled, and the disk we write to
+            if exc.errno in DISK_FULL:
+                raise DiskSpaceError(f"disk full while downloading {url} into {dest.parent}{_kept(part)}") from None
+            last_error = exc
+        except http.client.HTTPException as exc:  # a garbled response
             last_error = exc
     else:
         reason = getattr(last_error, "reason", None) or last_error
-        kept = (f"; the partial file {part} is kept and the next try resumes it"
-                if part.exists() and part.stat().st_size else "")
-        raise DownloadError(f"cannot download {url} after {retries + 1} attempts ({reason}){kept}") from None
+        tries = f"{retries + 1} attempt{'s' if retries else ''}"
+        raise NetworkError(f"cannot download {url} after {tries} ({reason}){_kept(part)}") from None
     got = part.stat().st_size
     if size is not None and got != size:
         part.unlink()
@@ -125,8 +192,40 @@ def download(url: str, dest: str | Path, size: int | None = None, sha256: str | 
         part.unlink()
         raise DownloadError(f"{url}: sha256 mismatch (corrupt or tampered download); it was deleted. "
                             "Try again or use another mirror (--url)")
+    if dest.name.lower().endswith(ARCHIVES):
+        why = archive_problem(part)
+        if why:
+            bad = dest.with_name(dest.name + ".bad")
+            os.replace(part, bad)  # kept for a look, out of the way of the next try
+            raise DownloadError(f"{url}: incomplete archive ({why}): a truncated download or an HTML page instead "
+                                f"of the file; moved to {bad}, the next try downloads it again")
     os.replace(part, dest)
     return dest
+
+
+def archive_problem(path: Path) -> str | None:
+    """Why `path` is not a complete zip or tar[.gz|.bz2|.xz] archive, or None when it is one."""
+    try:
+        if zipfile.is_zipfile(path):  # the central directory sits at the very end: a cut file has none
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            return None if bad is None else f"bad CRC in {bad}"
+        if not tarfile.is_tarfile(path):
+            return "not a zip or tar archive"
+        with tarfile.open(path) as tf:
+            for member in tf:
+                if member.isfile():
+                    with tf.extractfile(member) as data:
+                        while data.read(CHUNK):
+                            pass
+            tf.fileobj.seek(tf.offset)  # tarfile stops quietly at a cut header: require the zero end block
+            if tf.fileobj.read(tarfile.BLOCKSIZE) != bytes(tarfile.BLOCKSIZE):
+                return "no end-of-archive block"
+            while tf.fileobj.read(CHUNK):  # gzip checks its trailer (CRC, length) only at the very end
+                pass
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def _member_target(name: str, root: Path) -> Path:
@@ -139,36 +238,51 @@ def _member_target(name: str, root: Path) -> Path:
     return root.joinpath(*posix.parts)
 
 
-def _extract_zip(archive: Path, into: Path) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        bad = zf.testzip()
-        if bad is not None:
-            raise DownloadError(f"{archive}: corrupt archive (bad CRC in {bad})")
-        for info in zf.infolist():
-            target = _member_target(info.filename, into)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise DownloadError(f"archive member is a symbolic link, refused: {info.filename}")
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, target.open("wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
+Write = Callable[[object, Path], None]  # (readable member data, target file)
 
 
-def _extract_tar(archive: Path, into: Path) -> None:
-    with tarfile.open(archive) as tf:
-        members = tf.getmembers()
-        for member in members:
-            _member_target(member.name, into)
-            if member.issym() or member.islnk():
-                raise DownloadError(f"archive member is a link, refused: {member.name} -> {member.linkname}")
-            if not (member.isfile() or member.isdir()):
-                raise DownloadError(f"archive member of an unsupported kind refused: {member.name}")
-        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: the library's own safety net too
-            tf.extractall(into, members=members, filter="data")
-        else:
-            tf.extractall(into, members=members)
+def _zip_plan(zf: zipfile.ZipFile) -> int:
+    """Refuse hostile members before anything is written; the unpacked size."""
+    for info in zf.infolist():
+        _member_target(info.filename, Path())
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DownloadError(f"archive member is a symbolic link, refused: {info.filename}")
+    return sum(i.file_size for i in zf.infolist() if not i.is_dir())
+
+
+def _zip_unpack(zf: zipfile.ZipFile, into: Path, write: Write) -> None:
+    for info in zf.infolist():
+        target = _member_target(info.filename, into)
+        if info.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(info) as src:  # checks the CRC when the member's end is read
+            write(src, target)
+
+
+def _tar_plan(tf: tarfile.TarFile) -> int:
+    """Refuse hostile members before anything is written; the unpacked size (exact: tar states every size)."""
+    needed = 0
+    for member in tf.getmembers():
+        _member_target(member.name, Path())
+        if member.issym() or member.islnk():
+            raise DownloadError(f"archive member is a link, refused: {member.name} -> {member.linkname}")
+        if member.issparse() or not (member.isfile() or member.isdir()):  # sparse: expands past its size
+            raise DownloadError(f"archive member of an unsupported kind refused: {member.name}")
+        needed += member.size if member.isfile() else 0
+    return needed
+
+
+def _tar_unpack(tf: tarfile.TarFile, into: Path, write: Write) -> None:
+    for member in tf.getmembers():
+        target = _member_target(member.name, into)
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tf.extractfile(member) as src:
+            write(src, target)
 
 
 def extract(archive: str | Path, target: str | Path) -> Path:
@@ -180,22 +294,49 @@ def extract(archive: str | Path, target: str | Path) -> Path:
     if target.exists():
         raise DownloadError(f"{target} already exists; remove it to extract again")
     if zipfile.is_zipfile(archive):
-        unpack = _extract_zip
-        needed = sum(i.file_size for i in zipfile.ZipFile(archive).infolist())
+        opener, plan, unpack = zipfile.ZipFile, _zip_plan, _zip_unpack
     elif tarfile.is_tarfile(archive):
-        unpack, needed = _extract_tar, archive.stat().st_size * 2
+        opener, plan, unpack = tarfile.open, _tar_plan, _tar_unpack
     else:
         raise DownloadError(f"{archive}: not a zip or tar archive (a broken download or an HTML error page?)")
-    check_free_space(target.parent, needed, f"extracting {archive.name}")
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+    staging: Path | None = None
     try:
-        try:
-            unpack(archive, staging)
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
-            raise DownloadError(f"{archive}: corrupt archive ({exc})") from None
+        with opener(archive) as handle:
+            needed = plan(handle)
+            free = _free(target.parent)
+            left = free - RESERVE
+
+            def short(amount: str) -> DiskSpaceError:
+                return DiskSpaceError(f"not enough disk space to extract {archive.name}: {amount} in "
+                                      f"{target.parent}, {free / 1e9:.2f} GB free ({RESERVE >> 20} MB kept spare)")
+
+            if needed > left:
+                raise short(f"{needed / 1e9:.2f} GB needed")
+
+            def write(src, path: Path) -> None:  # a running total: the declared sizes are not trusted alone
+                nonlocal left
+                with path.open("wb") as out:
+                    while block := src.read(CHUNK):
+                        left -= len(block)
+                        if left < 0:
+                            raise short("it unpacks to more than the free space")
+                        out.write(block)
+
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
+            unpack(handle, staging, write)
         entries = [p for p in staging.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
         source = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
         os.replace(source, target)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError,
+            RuntimeError) as exc:  # the last two: unsupported compression, encrypted zip
+        raise DownloadError(f"{archive}: corrupt or unsupported archive ({exc})") from None
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise DiskSpaceError(f"disk full while extracting {archive.name} into {target.parent}") from None
+        if exc.errno is None:  # gzip's and bz2's complaints about their data are OSErrors without an errno
+            raise DownloadError(f"{archive}: corrupt archive ({exc})") from None
+        raise DownloadError(f"cannot extract {archive.name}: {exc.strerror}: {exc.filename}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
