@@ -160,6 +160,10 @@ def test_catalog_prepare_downloads_from_a_mirror_and_splits_paired_images(server
                     info = tarfile.TarInfo(f"{pairs}/{split}/{i}_AB.jpg")
                     info.size = len(data)
                     tf.addfile(info, io.BytesIO(data))
+            data = png_bytes(16, 8, 9)  # same stem as 0_AB.jpg: both must survive the split (issue 21)
+            info = tarfile.TarInfo(f"{pairs}/train/0_AB.png")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
     monkeypatch.setenv(MIRROR_ENV, url)
     root = tmp_path / "datasets"
     folder = prepare("horse2zebra", root, log=lambda msg: None)
@@ -169,8 +173,10 @@ def test_catalog_prepare_downloads_from_a_mirror_and_splits_paired_images(server
     shoes = prepare("edges2shoes", root, log=lambda msg: None)
     from PIL import Image
 
-    assert len(list((shoes / "trainA").iterdir())) == 3 and len(list((shoes / "testB").iterdir())) == 1
+    assert len(list((shoes / "trainA").iterdir())) == 4 and len(list((shoes / "testB").iterdir())) == 1
     assert Image.open(shoes / "trainA" / "0_AB.png").size == (8, 8)  # the left half
+    # 0_AB.png keeps its name, 0_AB.jpg keeps its suffix in its name: neither overwrites the other
+    assert (shoes / "trainA" / "0_AB.jpg.png").read_bytes() != (shoes / "trainA" / "0_AB.png").read_bytes()
     both = prepare("handbags2shoes", root, log=lambda msg: None)  # DiscoGAN's photo <-> photo pair
     assert (both / "trainA" / "0_AB.png").resolve() == (root / "edges2handbags" / "trainB" / "0_AB.png").resolve()
     assert (both / "testB" / "0_AB.png").resolve() == (shoes / "testB" / "0_AB.png").resolve()

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from translate.data.download import DiskSpaceError, DownloadError, NetworkError, download, extract
+from translate.data.files import unique_destinations
 from translate.data.io import image_header, list_images, read_image
 from translate.errors import DataError
 
@@ -173,16 +174,19 @@ def _split_pairs(folder: Path, log=print) -> None:
         (folder / f"{target}A").mkdir(exist_ok=True)
         (folder / f"{target}B").mkdir(exist_ok=True)
         skipped = 0
-        for path in list_images(source):
+        # 0_AB.jpg and 0_AB.png would both become 0_AB.png: the second keeps its suffix (0_AB.jpg.png)
+        names, collided = unique_destinations({p: Path(p.stem + ".png") for p in list_images(source)})
+        for path, why in collided.items():
+            log(f"{path}: skipped, {why}")
+        for path, name in names.items():
             try:
                 image = read_image(path)
             except DataError:
                 skipped += 1
                 continue
             half = image.shape[1] // 2
-            stem = path.stem
-            Image.fromarray(np.ascontiguousarray(image[:, :half])).save(folder / f"{target}A" / f"{stem}.png")
-            Image.fromarray(np.ascontiguousarray(image[:, half:2 * half])).save(folder / f"{target}B" / f"{stem}.png")
+            Image.fromarray(np.ascontiguousarray(image[:, :half])).save(folder / f"{target}A" / name)
+            Image.fromarray(np.ascontiguousarray(image[:, half:2 * half])).save(folder / f"{target}B" / name)
         if skipped:
             log(f"{source}: {skipped} unreadable images skipped")
 
