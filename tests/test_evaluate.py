@@ -313,3 +313,12 @@ def test_a_checkpoint_cannot_choose_code_to_run_or_paths_to_write(tiny_config: P
                                  "--out", str(tmp_path / "ev2")])
     assert result.exit_code == 0, result.output
     assert marker.read_text() == "ran"
+
+
+def test_evaluate_never_writes_over_a_test_image(checkpoint: Path, tmp_path: Path, unpaired: Path):
+    grid_named = unpaired / "testA" / "grid_AtoB.png"  # a test image that happens to bear a grid's name
+    grid_named.write_bytes((unpaired / "testA" / "000.png").read_bytes())
+    before = grid_named.read_bytes()
+    result = runner.invoke(app, ["evaluate", str(checkpoint), str(unpaired), "--features", "pixels",
+                                 "--out", str(unpaired / "testA")])
+    assert result.exit_code != 0 and "refusing to write" in result.output and grid_named.read_bytes() == before

@@ -31,6 +31,7 @@ from translate.checkpoint import load_checkpoint, load_net
 from translate.config import DataConfig, from_dict
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
+from translate.data.files import guard_outputs
 from translate.data.io import atomic_write, list_images
 from translate.data.transforms import to_model_range, to_uint8
 from translate.data.unpaired import UnpairedDataset
@@ -54,6 +55,7 @@ class EvalData:
     skipped: dict[str, dict[str, str]]  # domain -> {unreadable file: why}
     train_files: tuple[list[Path], list[Path]]
     paired: bool  # test pairs equal except for the translated property (built-in datasets)
+    test_files: list[Path] = field(default_factory=list)  # the files the test images were read from
 
 
 def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> EvalData:
@@ -63,7 +65,7 @@ def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> 
     train = UnpairedDataset(folders["trainA"], folders["trainB"], transform=None,
                             holdout_a=data_cfg.holdout if folders["testA"] is None else 0.0,
                             holdout_b=data_cfg.holdout if folders["testB"] is None else 0.0, seed=seed)
-    images, sources, skipped = {}, {}, {}
+    images, sources, skipped, used = {}, {}, {}, []
     for domain, held in (("A", train.held_a), ("B", train.held_b)):
         folder = folders[f"test{domain}"]
         files = list_images(folder) if folder is not None else held
@@ -72,11 +74,12 @@ def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> 
                                  f"(data.holdout={data_cfg.holdout}); add a test{domain}/ folder")
         if max_images:
             files = files[:max_images]
+        used += files
         skipped[domain] = {}
         images[domain] = load_samples(files, len(files), size, skipped[domain])
         sources[domain] = str(folder) if folder is not None else f"{len(held)} held-out training images"
     paired = not data_cfg.dir_a and is_builtin(data_cfg.dataset)
-    return EvalData(images, sources, skipped, (train.files_a, train.files_b), paired)
+    return EvalData(images, sources, skipped, (train.files_a, train.files_b), paired, used)
 
 
 @torch.no_grad()
@@ -191,8 +194,9 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tup
     size = data_cfg.crop_size
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     data = load_eval_data(data_cfg, cfg.train.seed, size, max_images)
-    scorer = build_scorer(data, features, dev)
     out = Path(out_dir) if out_dir is not None else path.parent / "eval" / path.stem
+    guard_outputs([out / REPORT_NAME, *(out / f"grid_{d}.png" for d in directions)], [path, *data.test_files])
+    scorer = build_scorer(data, features, dev)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "checkpoint": str(path), "model": block["model"],
