@@ -53,7 +53,7 @@ def _classify(path: Path, found: Inputs) -> None:
         else:
             found.failed[str(path)] = "not a regular file"
     elif suffix in UNSUPPORTED_IMAGE_FORMATS:
-        found.failed[str(path)] = f"not converted: unsupported format ({UNSUPPORTED_IMAGE_FORMATS[suffix]})"
+        found.failed[str(path)] = f"not converted: unsupported format, {UNSUPPORTED_IMAGE_FORMATS[suffix]}"
     else:
         found.skipped[str(path)] = "not an image file"
 

@@ -42,10 +42,10 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     | ({".avif"} if pil_features.check("avif") else set())
 )
 # Image formats people have that Pillow does not decode by itself: named in reports, with the way to get them.
-_HEIF_HINT = "HEIC/HEIF (phone photos): pip install pillow-heif to convert them"
+_HEIF_HINT = "HEIC/HEIF (a phone photo): pip install pillow-heif to convert it"
 UNSUPPORTED_IMAGE_FORMATS: dict[str, str] = {
-    ".heic": _HEIF_HINT, ".heif": _HEIF_HINT, ".avif": "AVIF: this Pillow has no AVIF decoder (Pillow >= 11.3 has)",
-    ".jxl": "JPEG XL: pip install pillow-jxl-plugin to convert them",
+    ".heic": _HEIF_HINT, ".heif": _HEIF_HINT, ".avif": "AVIF: this Pillow has no AVIF decoder (Pillow >= 11.3 has one)",
+    ".jxl": "JPEG XL: pip install pillow-jxl-plugin to convert it",
     ".svg": "a vector drawing: render it to PNG first", ".pdf": "a document: export its pages as images first",
     **{s: "camera raw: develop it to JPEG or TIFF first" for s in (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf",
                                                                      ".orf", ".rw2", ".raw")},
