@@ -326,6 +326,20 @@ def test_externally_launched_ranks_share_the_run_name(tiny_config: Path, tmp_pat
         prepare(str(tiny_config), flags={"train.run_name": "r"})
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert prepare(str(tiny_config), flags={"train.run_name": "r"})[1] == tmp_path / "runs" / "r-2"
+    # the run folder's lock: rank 0 takes it (keeping the shared name), the other ranks use the folder as it is
+    from translate.config import resolve
+    from translate.train import claim_run_dir
+
+    cfg = resolve({"train": {"out_dir": str(tmp_path / "runs")}})
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert claim_run_dir(cfg, tmp_path / "runs" / "s", resume=False) == (tmp_path / "runs" / "s", None)
+    monkeypatch.setenv("RANK", "0")
+    (tmp_path / "runs" / "s").mkdir()
+    (tmp_path / "runs" / "s" / "config.yaml").write_text("an earlier attempt that never trained")
+    folder, lock = claim_run_dir(cfg, tmp_path / "runs" / "s", resume=False)
+    assert folder == tmp_path / "runs" / "s" and lock is not None
+    lock.release()
 
 
 @pytest.mark.parametrize("model, objective", [("cyclegan", "lsgan"), ("cyclegan", "wgan-gp"), ("discogan", "vanilla")])

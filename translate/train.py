@@ -159,13 +159,14 @@ def claim_run_dir(cfg: Config, run_dir: Path, resume: bool) -> tuple[Path, RunLo
     """Lock the run folder before anything is written in it. A new run whose folder another process has
     claimed meanwhile moves on to the next free name; a resume of a run in use is refused. DDP ranks that
     Lightning or torchrun started use the folder their rank 0 locked."""
-    if os.environ.get(RUN_DIR_ENV) or int(os.environ.get("RANK", "0") or 0) != 0:
+    rank = os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or "0"  # torchrun, srun
+    if os.environ.get(RUN_DIR_ENV) or (external_launch() and int(rank) != 0):
         return run_dir, None
     first, skip = run_dir, 1
     while True:
         lock = RunLock(run_dir)
         if lock.acquire():
-            if resume or not _holds_a_run(run_dir):
+            if resume or external_launch() or not _holds_a_run(run_dir):  # ranks keep the name they share
                 partial = run_dir / ".last.ckpt.partial"  # a write that a kill interrupted; last.ckpt is whole
                 partial.unlink(missing_ok=True)
                 return run_dir, lock
