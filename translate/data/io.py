@@ -156,8 +156,11 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return removed
 
 
-def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """Image files in `folder` (and below it if `recursive`), sorted by relative path."""
+def list_images(folder: str | Path, recursive: bool = False,
+                dropped: dict[str, str] | None = None) -> list[Path]:
+    """Image files in `folder` (and below it if `recursive`), sorted by relative path. Files that look like
+    images but cannot be used (a broken symbolic link, a format without a decoder here, such as HEIC) are
+    recorded in `dropped` (path -> why) when it is given."""
     root = Path(folder)
     if not root.exists():
         raise DataError(root, "does not exist")
@@ -170,8 +173,14 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
         # A hidden folder (.git, .ipynb_checkpoints) hides everything inside it too.
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
-            found.append(path)
+        suffix = path.suffix.lower()
+        if supported_suffix(suffix):
+            if path.is_file():
+                found.append(path)
+            elif dropped is not None and not path.exists():
+                dropped[str(path)] = "broken symbolic link"
+        elif suffix in UNSUPPORTED_IMAGE_FORMATS and dropped is not None:
+            dropped[str(path)] = f"unsupported format, {UNSUPPORTED_IMAGE_FORMATS[suffix]}"
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
