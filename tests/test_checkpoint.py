@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,196 @@ def test_build_net_rebuilds_weights_and_reports_mismatch(tmp_path: Path):
     ckpt["translate"]["nets"]["g_ab"]["kwargs"]["ngf"] = 8
     with pytest.raises(CheckpointError, match="do not match"):
         load_net(ckpt, "g_ab")
+
+
+def _good(**block_changes) -> dict:
+    from translate.nets import ResnetGenerator
+
+    net = ResnetGenerator(ngf=4, n_blocks=1)
+    return {"translate": {**block(), **block_changes},
+            "state_dict": {f"g_ab.{k}": v for k, v in net.state_dict().items()}}
+
+
+def _spec(**changes) -> dict:
+    return {"g_ab": {**block()["nets"]["g_ab"], **changes}}
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda c: c.pop("state_dict"), "no 'state_dict'"),
+    (lambda c: c["translate"].pop("nets"), "no 'nets'"),
+    (lambda c: c["translate"].pop("config"), "no 'config'"),
+    (lambda c: c["translate"].pop("state"), "no 'state'"),
+    (lambda c: c.update(state_dict=[1, 2]), "'state_dict' is list, not a mapping"),
+    (lambda c: c["state_dict"].update({"g_ab.extra": 3}), "state_dict entry 'g_ab.extra' is int, not a tensor"),
+    (lambda c: c["translate"].update(nets=["g_ab"]), "'nets' is list, not a mapping"),
+    (lambda c: c["translate"].update(config="x"), "'config' is str, not a mapping"),
+    (lambda c: c["translate"].update(model=3), "model 3 is not a name"),
+    (lambda c: c["translate"].update(nets={"g_ab": "resnet"}), "net 'g_ab' is str, not a mapping"),
+    (lambda c: c["translate"]["nets"]["g_ab"].pop("kind"), "net 'g_ab' has no 'kind'"),
+    (lambda c: c["translate"]["nets"]["g_ab"].pop("arch"), "net 'g_ab' has no 'arch'"),
+    (lambda c: c["translate"]["nets"]["g_ab"].pop("kwargs"), "net 'g_ab' has no 'kwargs'"),
+    (lambda c: c["translate"].update(nets=_spec(kind="critic")), "unknown kind 'critic'"),
+    (lambda c: c["translate"].update(nets=_spec(arch="vit")), "unknown generator architecture 'vit'"),
+    (lambda c: c["translate"].update(nets=_spec(kwargs=[4, 1])), "kwargs of net 'g_ab' are list"),
+    (lambda c: c["translate"].update(nets=_spec(kwargs={"ngf": 4, "depth": 2})), "does not take depth"),
+    (lambda c: c["translate"].update(nets=_spec(kwargs={"ngf": [4]})), "not plain values: ngf"),
+])
+def test_malformed_checkpoint_is_named_not_a_traceback(tmp_path: Path, change, match):
+    ckpt = _good()
+    change(ckpt)
+    path = _save(tmp_path / "bad.ckpt", ckpt)
+    with pytest.raises(CheckpointError, match=match):
+        load_net(load_checkpoint(path), "g_ab")
+
+
+def test_constructor_refusing_saved_kwargs_is_a_checkpoint_error(tmp_path: Path):
+    ckpt = _good(nets=_spec(kwargs={"ngf": 4, "n_blocks": -1}))  # ResnetGenerator raises ValueError
+    with pytest.raises(CheckpointError, match="net 'g_ab' cannot be built from its kwargs.*n_blocks"):
+        load_net(ckpt, "g_ab")
+    ckpt = _good(nets=_spec(kwargs={"ngf": "four"}))  # TypeError inside the constructor
+    with pytest.raises(CheckpointError, match="net 'g_ab' cannot be built"):
+        load_net(ckpt, "g_ab")
+
+
+@pytest.mark.parametrize("version, match", [
+    ("1", r"malformed format_version '1'"),
+    (1.0, r"malformed format_version 1\.0"),
+    (True, r"malformed format_version True"),
+    (0, r"malformed format_version 0"),
+    (None, r"no format_version"),
+    (FORMAT_VERSION + 1, "newer than this translate supports"),
+])
+def test_format_version_malformed_or_newer(tmp_path: Path, version, match):
+    ckpt = _good(format_version=version)
+    if version is None:
+        del ckpt["translate"]["format_version"]
+    path = _save(tmp_path / "v.ckpt", ckpt)
+    with pytest.raises(CheckpointError, match=match) as err:
+        load_checkpoint(path)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        assert "newer" not in str(err.value)
+
+
+def _png(path: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path, format="PNG")
+    return path
+
+
+def _pt2(path: Path) -> Path:
+    program = torch.export.export(torch.nn.Conv2d(3, 3, 1), (torch.rand(1, 3, 8, 8),))
+    torch.export.save(program, path)
+    return path
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: _png(p), "a PNG image, not a checkpoint"),
+    (lambda p: p.write_text("model:\n  name: cyclegan\n"), r"a text file \(YAML\?\), not a checkpoint"),
+    (lambda p: p.write_text("caf\u00e9 " * 200, encoding="utf-8"), r"a text file \(YAML\?\)"),
+    (lambda p: _pt2(p), r"a torch.export program \(.pt2\) for serving without translate; give the .ckpt"),
+    (lambda p: p.write_bytes(b""), "an empty file"),
+    (lambda p: p.write_bytes(_zip_without_pickle()), "zip archive that is not a PyTorch checkpoint"),
+    (lambda p: p.write_bytes(b"PK\x03\x04" + b"\x00" * 40), "damaged or incomplete zip archive"),
+])
+def test_other_files_are_named_for_what_they_are(tmp_path: Path, make, match):
+    path = tmp_path / "given.ckpt"
+    make(path)
+    with pytest.raises(CheckpointError, match=match) as err:
+        load_checkpoint(path)
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
+
+
+def _zip_without_pickle() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes/readme.txt", "hello")
+    return buffer.getvalue()
+
+
+class RunsShell:
+    marker: Path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_pickled_global_is_refused_by_name_without_unsafe_advice(tmp_path: Path, zip_format: bool):
+    payload = RunsShell()
+    payload.marker = tmp_path / "ran"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"translate": block(), "state_dict": {}, "payload": payload}, path,
+               _use_new_zipfile_serialization=zip_format)
+    assert path.read_bytes()[:4] == b"PK\x03\x04" if zip_format else path.read_bytes()[0] == 0x80
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert "refused because loading it would run code" in message
+    assert re.search(r"GLOBAL (os|posix|nt)\.system", message)
+    assert "weights_only" not in message and "\n" not in message
+    assert not payload.marker.exists()
+
+
+def test_refused_pickle_through_the_cli_is_one_line(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from translate.cli import app
+
+    payload = RunsShell()
+    payload.marker = tmp_path / "ran"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"translate": block(), "state_dict": {}, "payload": payload}, path)
+    (tmp_path / "in").mkdir()
+    _png(tmp_path / "in" / "x.png")
+    for args in (["convert", str(path), str(tmp_path / "in"), str(tmp_path / "out")],
+                 ["export", str(path), str(tmp_path / "gen")],
+                 ["convert", str(_pt2(tmp_path / "gen.pt2")), str(tmp_path / "in"), str(tmp_path / "out")]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code != 0, result.output
+        assert isinstance(result.exception, SystemExit), result.exception  # handled, not raised
+        assert "Traceback" not in result.output and "weights_only" not in result.output
+        assert "refused because" in result.output or "torch.export program" in result.output
+    assert not payload.marker.exists()
+
+
+def _export_file(path: Path, **meta_changes) -> Path:
+    import json
+
+    from safetensors.torch import save_file
+
+    from translate.export import EXPORT_VERSION
+    from translate.nets import ResnetGenerator
+
+    net = ResnetGenerator(ngf=4, n_blocks=1)
+    meta = {"format_version": EXPORT_VERSION, "model": "cyclegan", "direction": "AtoB", "net": "g_ab",
+            "kind": "generator", "arch": "resnet", "kwargs": {"ngf": 4, "n_blocks": 1}, "size_multiple": 4,
+            "input_range": [-1, 1], **meta_changes}
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata={"translate": json.dumps(meta)})
+    return path
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"format_version": "1"}, r"malformed format_version '1'"),
+    ({"format_version": None}, r"malformed format_version None|no format_version"),
+    ({"format_version": 99}, "export format 99 is newer than this translate supports"),
+    ({"kwargs": {"ngf": 4, "n_blocks": 1, "depth": 3}}, r"resnet generator\) does not take depth"),
+    ({"kwargs": {"ngf": 4, "n_blocks": -1}}, "cannot be built from its kwargs"),
+    ({"kwargs": "ngf=4"}, "kwargs of net 'generator' are str, not a mapping"),
+    ({"kwargs": {"ngf": {"x": 1}}}, "not plain values: ngf"),
+    ({"arch": "vit"}, "unknown generator architecture 'vit'"),
+    ({"kind": "discriminator"}, "not a generator"),
+    ({"direction": 7}, "unknown direction 7"),
+])
+def test_malformed_generator_file_is_a_checkpoint_error(tmp_path: Path, changes, match):
+    from translate.export import load_exported
+
+    assert load_exported(_export_file(tmp_path / "ok.safetensors"), "AtoB") is not None
+    path = _export_file(tmp_path / "bad.safetensors", **changes)
+    with pytest.raises(CheckpointError, match=match):
+        load_exported(path)

@@ -122,7 +122,7 @@ def test_resume_errors(tiny_config: Path, tmp_path: Path):
     assert "checkpoint of a discogan model, expected cyclegan" in _error(
         "fit", str(tiny_config), "--name", "r", "--resume")
     ckpt.write_bytes(b"garbage")
-    assert "not a readable checkpoint" in _error("fit", str(tiny_config), "--name", "r", "--resume")
+    assert "a text file (YAML?), not a checkpoint" in _error("fit", str(tiny_config), "--name", "r", "--resume")
 
 
 def test_ddp_on_two_cpu_processes_shares_one_run_folder(tiny_config: Path, tmp_path: Path):

@@ -96,3 +96,67 @@ def test_objective_fills_the_settings_left_to_it(objective, pool, n_critic, sn):
     assert (cfg.model.pool_size, cfg.losses.n_critic, cfg.model.discriminator.spectral_norm) == (pool, n_critic, sn)
     explicit = resolve({}, [f"losses.adversarial={objective}", "model.pool_size=7", "losses.n_critic=3"])
     assert (explicit.model.pool_size, explicit.losses.n_critic) == (7, 3)  # an explicit value wins
+
+
+@pytest.mark.parametrize("setting, key", [
+    ("model.discriminator.n_layers=50", "model.discriminator.n_layers"),
+    ("model.discriminator.n_layers=-1", "model.discriminator.n_layers"),
+    ("model.discriminator.n_layers=0", "model.discriminator.n_layers"),
+    ("model.generator.num_downs=0", "model.generator.num_downs"),
+    ("model.generator.arch=unet model.generator.num_downs=1000000", "model.generator.num_downs"),
+    ("model.generator.arch=unet model.generator.num_downs=6", "model.generator.num_downs"),  # 64 > 32 px
+    ("optim.lr=.nan", "optim.lr"),
+    ("optim.lr=.inf", "optim.lr"),
+    ("optim.lr=nan", "optim.lr"),
+    ("optim.lr=1e999", "optim.lr"),
+    ("losses.lambda_cycle=-.inf", "losses.lambda_cycle"),
+    ("data.holdout=.nan", "data.holdout"),
+    ("model.init_gain=.nan", "model.init_gain"),
+    ("train.seed=-5", "train.seed"),
+    ("train.seed=4294967296", "train.seed"),
+    ("model.generator.n_blocks=-1", "model.generator.n_blocks"),
+    ("data.num_workers=-2", "data.num_workers"),
+])
+def test_values_that_would_fail_later_are_refused_by_dry_run(tiny_config, setting, key):
+    from typer.testing import CliRunner
+
+    from translate.cli import app
+
+    sets = [arg for item in setting.split() for arg in ("--set", item)]
+    result = CliRunner().invoke(app, ["fit", str(tiny_config), *sets, "--dry-run"])
+    assert result.exit_code == ConfigError.exit_code, result.output
+    assert "Traceback" not in result.output and key in result.output
+    assert len(result.output.strip().splitlines()) == 1  # one line, nothing printed before it
+
+
+@pytest.mark.parametrize("setting", ["train.seed=0", "train.seed=4294967295", "data.num_workers=-1",
+                                     "model.generator.n_blocks=0", "model.discriminator.n_layers=3"])
+def test_edge_values_that_work_are_accepted(setting):
+    resolve({}, [setting, "data.crop_size=32", "data.load_size=36"])
+
+
+def test_n_layers_rule_matches_the_patch_discriminator_it_guards():
+    import torch
+
+    from translate.config import patch_output_side
+    from translate.nets import PatchDiscriminator
+
+    for crop in (8, 12, 16, 20, 24, 32, 48, 64, 256):
+        for n_layers in range(1, 8):
+            net = PatchDiscriminator(ndf=1, n_layers=n_layers, norm="none")
+            try:
+                out = net(torch.zeros(1, 3, crop, crop))
+                works = min(out.shape[-2:]) >= 1
+            except RuntimeError:  # "Kernel size can't be greater than actual input size"
+                works = False
+            side = patch_output_side(crop, n_layers)
+            assert (side >= 1) == works, (crop, n_layers)
+            if works:
+                assert out.shape[-2:] == (side, side)
+            settings = [f"data.crop_size={crop}", f"data.load_size={crop}", f"model.discriminator.n_layers={n_layers}",
+                        "model.generator.n_blocks=1"]
+            if works:
+                resolve({}, settings)
+            else:
+                with pytest.raises(ConfigError, match="model.discriminator.n_layers"):
+                    resolve({}, settings)

@@ -116,3 +116,44 @@ def test_datamodule_yields_uint8_batches_and_samples(unpaired: Path):
     a, b = dm.sample_images()
     assert a.shape == (2, 3, 32, 32)  # testA holds only 2 images
     assert torch.equal(a, load_samples(unpaired / "testA", 3, 32))
+
+
+def _truncate_all(folder: Path) -> None:
+    for path in sorted(folder.iterdir()):
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])  # the header (size) still reads; the pixels do not
+
+
+def test_domain_whose_images_all_fail_to_decode_is_refused_when_built(tmp_path: Path):
+    make_domain(tmp_path / "A", 3, seed=0)
+    make_domain(tmp_path / "B", 2, seed=1)
+    _truncate_all(tmp_path / "A")
+    with pytest.raises(DataError, match=r"none of the 3 images could be decoded") as err:
+        UnpairedDataset(tmp_path / "A", tmp_path / "B", train_transform(36, 32))
+    assert err.value.path == tmp_path / "A"
+
+
+def test_healthy_domain_costs_one_decode(tmp_path: Path, monkeypatch):
+    from translate.data import unpaired
+
+    make_domain(tmp_path / "A", 4, seed=0)
+    make_domain(tmp_path / "B", 3, seed=1)
+    decoded = []
+    real = unpaired.read_image
+    monkeypatch.setattr(unpaired, "read_image", lambda path: decoded.append(path) or real(path))
+    UnpairedDataset(tmp_path / "A", tmp_path / "B", train_transform(36, 32))
+    assert [p.parent.name for p in decoded] == ["A", "B"]
+
+
+def test_fit_on_undecodable_domain_is_one_line_naming_the_folder(tiny_config: Path, unpaired: Path):
+    from typer.testing import CliRunner
+
+    from translate.cli import app
+
+    _truncate_all(unpaired / "trainA")
+    # with a DataLoader worker, as users train: a failure there used to surface as the worker's traceback
+    result = CliRunner().invoke(app, ["fit", str(tiny_config), "--max-steps", "1", "--set", "data.num_workers=1"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), result.exception  # handled, not raised
+    assert str(unpaired / "trainA") in result.output and "could be decoded" in result.output
+    assert "Traceback" not in result.output

@@ -178,7 +178,7 @@ def test_evaluate_writes_the_documented_report_and_grids(checkpoint: Path, tmp_p
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"nope")
     result = runner.invoke(app, ["evaluate", str(bad), "--features", "pixels"])
-    assert result.exit_code != 0 and "not a readable checkpoint" in result.output
+    assert result.exit_code != 0 and "a text file (YAML?), not a checkpoint" in result.output
 
 
 def test_evaluate_uses_the_held_out_images_when_there_is_no_test_folder(checkpoint: Path, tmp_path: Path):

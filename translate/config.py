@@ -179,13 +179,21 @@ def _check_value(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif hint is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string; users mean a number
             try:
-                return float(value)
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                number = math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string; users mean a number
+            try:
+                number = float(value)
             except ValueError:
                 pass
+        if number is not None:
+            if not math.isfinite(number):  # .nan, .inf, 1e999: every later comparison would be meaningless
+                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+            return number
     elif hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -380,6 +388,42 @@ def _choice(key: str, value: str, valid: typing.Iterable[str]) -> None:
         raise ConfigError(f"{key}: unknown value '{value}'{_suggest(value, valid)}")
 
 
+MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
+UNET_MIN_DOWNS = 5  # the U-Net's five outer levels are fixed; num_downs - 5 more sit in between
+
+
+def patch_output_side(crop_size: int, n_layers: int) -> int:
+    """Side of the PatchGAN's logit map for a square input: n_layers 4x4 stride-2 convs (pad 1) halve the side
+    (rounding down), then two 4x4 stride-1 convs (pad 1) take one pixel each; < 1 means no output at all."""
+    side = crop_size
+    for _ in range(n_layers):
+        if side < 2:  # a 4x4 kernel no longer fits the padded input
+            return 0
+        side //= 2
+    return side - 2
+
+
+def _check_sizes(cfg: Config) -> None:
+    """Depths and counts of the nets that would pass the type check but fail when the nets are built or run."""
+    g, d, crop = cfg.model.generator, cfg.model.discriminator, cfg.data.crop_size
+    if g.n_blocks < 0:
+        raise ConfigError(f"model.generator.n_blocks must be >= 0, got {g.n_blocks}")
+    if g.num_downs < UNET_MIN_DOWNS:
+        raise ConfigError(f"model.generator.num_downs must be at least {UNET_MIN_DOWNS} (the U-Net's fixed outer "
+                          f"levels), got {g.num_downs}")
+    if g.arch == "unet" and g.num_downs >= crop.bit_length():  # 2**num_downs > crop_size: found without building
+        multiple = 2**g.num_downs if g.num_downs <= 20 else f"2**{g.num_downs}"
+        raise ConfigError(f"data.crop_size ({crop}) must be a multiple of {multiple} for the unet generator "
+                          f"(model.generator.num_downs={g.num_downs})")
+    if d.n_layers < 1:
+        raise ConfigError(f"model.discriminator.n_layers must be >= 1, got {d.n_layers}")
+    if d.arch == "patch" and patch_output_side(crop, d.n_layers) < 1:
+        deepest = max((n for n in range(1, crop.bit_length() + 1) if patch_output_side(crop, n) >= 1), default=0)
+        fix = f"use at most {deepest}" if deepest else "use a larger data.crop_size"
+        raise ConfigError(f"model.discriminator.n_layers ({d.n_layers}) is too deep for data.crop_size ({crop}): "
+                          f"the patch discriminator's output would be smaller than 1x1; {fix}")
+
+
 def validate(cfg: Config) -> None:
     """Rules across fields, checked before any work starts."""
     from translate.losses import ADVERSARIAL, RECONSTRUCTION
@@ -424,6 +468,11 @@ def validate(cfg: Config) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value}")
+    _check_sizes(cfg)
+    if not 0 <= cfg.train.seed <= MAX_SEED:
+        raise ConfigError(f"train.seed must be in [0, {MAX_SEED}] (2**32 - 1), got {cfg.train.seed}")
+    if cfg.data.num_workers < -1:
+        raise ConfigError(f"data.num_workers must be >= 0 (or -1: min(4, CPU cores)), got {cfg.data.num_workers}")
     if cfg.model.pool_size < -1:
         raise ConfigError(f"model.pool_size must be >= 0 (or -1: the objective's default), got {cfg.model.pool_size}")
     for key in ("fm_weight", "recon_rate", "recon_rate_start"):
@@ -456,7 +505,10 @@ def validate(cfg: Config) -> None:
     if cfg.data.crop_size > cfg.data.load_size:
         raise ConfigError(
             f"data.crop_size ({cfg.data.crop_size}) cannot exceed data.load_size ({cfg.data.load_size})")
-    multiple = size_multiple(cfg.model.generator.arch, dataclasses.asdict(cfg.model.generator))
+    try:
+        multiple = size_multiple(cfg.model.generator.arch, dataclasses.asdict(cfg.model.generator))
+    except ValueError as exc:  # a constructor rule not mirrored above: still the user's setting, said in one line
+        raise ConfigError(f"model.generator: {str(exc).splitlines()[0]}") from None
     if cfg.data.crop_size % multiple:
         raise ConfigError(
             f"data.crop_size ({cfg.data.crop_size}) must be a multiple of {multiple} for the "

@@ -55,10 +55,14 @@ def net_attr(block: dict[str, Any], direction: str) -> str:
 
 
 def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
-    """Rebuild the generator of a ``.safetensors`` export (no code is executed while loading)."""
+    """Rebuild the generator of a ``.safetensors`` export (no code is executed while loading).
+
+    The JSON header is checked before anything is built: an integer ``format_version`` this translate
+    supports, a known generator architecture, and keyword arguments its constructor takes (plain values);
+    anything else is a :class:`CheckpointError`."""
     from safetensors import SafetensorError, safe_open
 
-    from translate.nets import NETS
+    from translate.checkpoint import build_from_spec, spec_problem
 
     path = Path(path)
     if not path.is_file():
@@ -71,14 +75,29 @@ def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
         kind, arch, kwargs = info["kind"], info["arch"], info["kwargs"]
     except (SafetensorError, OSError, KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: not a translate generator file ({str(exc)[:200]})") from None
-    if info.get("format_version", 0) > EXPORT_VERSION:
-        raise CheckpointError(f"{path}: export format {info['format_version']} is newer than this translate; upgrade")
-    if direction is not None and info.get("direction") not in (None, direction):
-        raise CheckpointError(f"{path} holds the {info['direction']} generator, not {direction}; "
-                              f"use --direction {info['direction']}")
-    if kind != "generator" or arch not in NETS["generator"]:
-        raise CheckpointError(f"{path}: unknown generator '{arch}'")
-    net = NETS["generator"][arch](**kwargs)
+    version = info.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        what = "no format_version" if version is None else f"a malformed format_version {version!r}"
+        raise CheckpointError(f"{path}: generator file with {what} (expected an integer from 1 to {EXPORT_VERSION})")
+    if version > EXPORT_VERSION:
+        raise CheckpointError(f"{path}: export format {version} is newer than this translate supports "
+                              f"({EXPORT_VERSION}); upgrade translate")
+    saved_direction = info.get("direction")
+    if saved_direction is not None and saved_direction not in DIRECTIONS:
+        raise CheckpointError(f"{path}: malformed generator file: unknown direction {saved_direction!r}")
+    if direction is not None and saved_direction not in (None, direction):
+        raise CheckpointError(f"{path} holds the {saved_direction} generator, not {direction}; "
+                              f"use --direction {saved_direction}")
+    if kind != "generator":
+        raise CheckpointError(f"{path}: holds a {kind!r} net, not a generator")
+    spec = {"kind": kind, "arch": arch, "kwargs": kwargs}
+    problem = spec_problem("generator", spec)
+    if problem:
+        raise CheckpointError(f"{path}: malformed generator file: {problem}")
+    try:
+        net = build_from_spec("generator", spec)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: malformed generator file: {exc}") from None
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

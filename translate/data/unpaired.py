@@ -7,7 +7,9 @@ run resumed at an epoch boundary replays exactly the same pairs, crops and flips
 
 Bad files never end a run: headers are checked when the dataset is built (empty, not an image, too
 small or too large), and a file that fails to decode later is skipped in favour of the next image of the
-same domain, with one warning per file.
+same domain, with one warning per file. A domain none of whose images decode is refused when the dataset
+is built (in the main process, before training), by decoding its files in order until one succeeds, so a
+healthy folder costs one decode.
 """
 
 from __future__ import annotations
@@ -61,6 +63,22 @@ def scan_domain(folder: Path) -> tuple[list[Path], list[DataError]]:
     return good, bad
 
 
+def check_decodes(folder: Path, files: list[Path]) -> None:
+    """Decode `files` in order until one succeeds; DataError(folder, ...) if none does.
+
+    Headers can all be fine while every file is truncated after them; finding that here gives one line
+    before training instead of a traceback from a DataLoader worker."""
+    errors: list[DataError] = []
+    for path in files:
+        try:
+            read_image(path)
+            return
+        except DataError as err:
+            errors.append(err)
+    first = f"; the first: {errors[0].path.name}: {errors[0].why}" if errors else ""
+    raise DataError(folder, f"none of the {len(files)} images could be decoded{first}")
+
+
 def split_holdout(files: list[Path], share: float, seed: int) -> tuple[list[Path], list[Path]]:
     """(kept for training, held out) with round(share * n) files held out (at least 1, never all), chosen by
     `seed`; both lists keep the files' order. The files are not moved: the split is recomputed from the seed."""
@@ -72,7 +90,10 @@ def split_holdout(files: list[Path], share: float, seed: int) -> tuple[list[Path
 
 
 class UnpairedDataset(Dataset):
-    """Yields ``{"A": uint8 [3,H,W], "B": uint8 [3,H,W]}`` for keys from :class:`UnpairedSampler`."""
+    """Yields ``{"A": uint8 [3,H,W], "B": uint8 [3,H,W]}`` for keys from :class:`UnpairedSampler`.
+
+    Building it raises :class:`DataError` for a domain without a usable image (no readable header, or no
+    training file that decodes)."""
 
     def __init__(self, dir_a: str | Path, dir_b: str | Path, transform: A.Compose, holdout_a: float = 0.0,
                  holdout_b: float = 0.0, seed: int = 0) -> None:
@@ -80,6 +101,8 @@ class UnpairedDataset(Dataset):
         self.files_b, bad_b = scan_domain(Path(dir_b))
         self.files_a, self.held_a = split_holdout(self.files_a, holdout_a, seed)
         self.files_b, self.held_b = split_holdout(self.files_b, holdout_b, seed + 1)
+        check_decodes(Path(dir_a), self.files_a)  # the training files: what __getitem__ will read
+        check_decodes(Path(dir_b), self.files_b)
         self.skipped: list[DataError] = bad_a + bad_b
         self.transform = transform
 
