@@ -157,3 +157,17 @@ def test_fit_on_undecodable_domain_is_one_line_naming_the_folder(tiny_config: Pa
     assert isinstance(result.exception, SystemExit), result.exception  # handled, not raised
     assert str(unpaired / "trainA") in result.output and "could be decoded" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_domain_names_the_files_it_leaves_out(tmp_path: Path):
+    from translate.data.unpaired import scan_domain
+
+    folder = tmp_path / "trainA"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "ok.png")
+    (folder / "gone.png").symlink_to(folder / "deleted.png")
+    (folder / "raw.cr2").write_bytes(b"x")
+    good, bad = scan_domain(folder)
+    assert good == [folder / "ok.png"]
+    reasons = {err.path.name: err.why for err in bad}
+    assert reasons["gone.png"] == "broken symbolic link" and "camera raw" in reasons["raw.cr2"]

@@ -439,3 +439,11 @@ def test_heic_photos_are_converted_when_the_plugin_is_installed(checkpoint: Path
     report = convert(checkpoint, src, tmp_path / "out")
     assert not report.failed and [Path(p).name for p in report.written] == ["IMG_1.png"]
     assert Image.open(tmp_path / "out" / "IMG_1.png").size == (24, 20)
+
+
+def test_export_never_writes_over_its_checkpoint(checkpoint: Path, tmp_path: Path):
+    weights = tmp_path / "g.safetensors"
+    weights.hardlink_to(checkpoint)  # the name export would write is the checkpoint itself
+    before = checkpoint.read_bytes()
+    result = runner.invoke(app, ["export", str(checkpoint), str(tmp_path / "g"), "--force"])
+    assert result.exit_code != 0 and "refusing to write" in result.output and checkpoint.read_bytes() == before

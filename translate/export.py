@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from translate.checkpoint import check_block, load_checkpoint, load_net
+from translate.data.files import guard_outputs
 from translate.data.io import atomic_write
 from translate.errors import CheckpointError
 
@@ -140,6 +141,7 @@ def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", pro
         base = base.with_suffix("")
     weights, prog = base.with_name(base.name + SUFFIX), base.with_name(base.name + PROGRAM_SUFFIX)
     targets = [weights] + ([prog] if program else [])
+    guard_outputs(targets, [checkpoint])
     existing = [str(p) for p in targets if p.exists()]
     if existing and not force:
         raise CheckpointError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; choose another name or pass --force")

@@ -47,7 +47,10 @@ def scan_domain(folder: Path) -> tuple[list[Path], list[DataError]]:
     if not folder.is_dir():
         raise DataError(folder, "folder not found")
     good, bad = [], []
-    for path in list_images(folder):
+    dropped: dict[str, str] = {}  # broken links, formats without a decoder: warned about, not silently left out
+    files = list_images(folder, dropped=dropped)
+    bad += [DataError(Path(path), why) for path, why in dropped.items()]
+    for path in files:
         try:
             width, height = image_size(path)
             if min(width, height) < MIN_SIDE:  # the same rule read_image applies, found before training
