@@ -191,6 +191,12 @@ def test_swap_refuses_other_models_and_bad_arguments(trained: Path, tiny_config:
                                  "-o", str(unpaired)])  # trainB/trainB/000.png would land on trainB/000.png
     assert result.exit_code != 0 and "refusing to write" in result.output
     assert {p: p.read_bytes() for p in unpaired.rglob("*.png")} == before
+    doctored = torch.load(trained, map_location="cpu", weights_only=True)
+    doctored["translate"]["config"] = {}  # loads safely, but names no training size
+    torch.save(doctored, tmp_path / "no-size.ckpt")
+    result = runner.invoke(app, ["swap", str(tmp_path / "no-size.ckpt"), "--from", str(a), "--onto", str(b),
+                                 "-o", str(tmp_path / "z.png")])
+    assert result.exit_code != 0 and "no data.crop_size" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["convert", str(trained), str(a), str(tmp_path / "conv")])
     assert result.exit_code != 0 and "no AtoB generator" in result.output and "translate swap" in result.output
 

@@ -40,7 +40,11 @@ def load_genegan(checkpoint: str | Path) -> tuple[nn.Module, int]:
     if block["model"] != "genegan":
         raise CheckpointError(f"{checkpoint}: a {block['model']} checkpoint; swap and interpolate need a "
                               "genegan checkpoint (for other models use translate convert)")
-    return load_net(ckpt, "g"), int(block["config"]["data"]["crop_size"])
+    try:
+        size = int(block["config"]["data"]["crop_size"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{checkpoint}: malformed translate checkpoint: its config has no data.crop_size") from None
+    return load_net(ckpt, "g", path=checkpoint), size
 
 
 def read_face(path: str | Path, size: int) -> Tensor:
