@@ -250,15 +250,9 @@ def _zip_plan(zf: zipfile.ZipFile) -> int:
     return sum(i.file_size for i in zf.infolist() if not i.is_dir())
 
 
-def _zip_unpack(zf: zipfile.ZipFile, into: Path, write: Write) -> None:
-    for info in zf.infolist():
-        target = _member_target(info.filename, into)
-        if info.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with zf.open(info) as src:  # checks the CRC when the member's end is read
-            write(src, target)
+def _zip_members(zf: zipfile.ZipFile):
+    """(name, is a folder, opener) per member; zf.open checks the CRC when the member's end is read."""
+    return [(info.filename, info.is_dir(), lambda info=info: zf.open(info)) for info in zf.infolist()]
 
 
 def _tar_plan(tf: tarfile.TarFile) -> int:
@@ -274,14 +268,20 @@ def _tar_plan(tf: tarfile.TarFile) -> int:
     return needed
 
 
-def _tar_unpack(tf: tarfile.TarFile, into: Path, write: Write) -> None:
-    for member in tf.getmembers():
-        target = _member_target(member.name, into)
-        if member.isdir():
+def _tar_members(tf: tarfile.TarFile):
+    """(name, is a folder, opener) per member."""
+    return [(m.name, m.isdir(), lambda m=m: tf.extractfile(m)) for m in tf.getmembers()]
+
+
+def _unpack(members, into: Path, write: Write) -> None:
+    """Write every member below `into` (names were checked by the plan, and are checked again here)."""
+    for name, is_dir, open_member in members:
+        target = _member_target(name, into)
+        if is_dir:
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tf.extractfile(member) as src:
+        with open_member() as src:
             write(src, target)
 
 
@@ -294,9 +294,9 @@ def extract(archive: str | Path, target: str | Path) -> Path:
     if target.exists():
         raise DownloadError(f"{target} already exists; remove it to extract again")
     if zipfile.is_zipfile(archive):
-        opener, plan, unpack = zipfile.ZipFile, _zip_plan, _zip_unpack
+        opener, plan, members = zipfile.ZipFile, _zip_plan, _zip_members
     elif tarfile.is_tarfile(archive):
-        opener, plan, unpack = tarfile.open, _tar_plan, _tar_unpack
+        opener, plan, members = tarfile.open, _tar_plan, _tar_members
     else:
         raise DownloadError(f"{archive}: not a zip or tar archive (a broken download or an HTML error page?)")
     staging: Path | None = None
@@ -323,7 +323,7 @@ def extract(archive: str | Path, target: str | Path) -> Path:
                         out.write(block)
 
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".extracting", dir=target.parent))
-            unpack(handle, staging, write)
+            _unpack(members(handle), staging, write)
         entries = [p for p in staging.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
         source = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
         os.replace(source, target)
