@@ -170,4 +170,4 @@ def test_a_domain_names_the_files_it_leaves_out(tmp_path: Path):
     good, bad = scan_domain(folder)
     assert good == [folder / "ok.png"]
     reasons = {err.path.name: err.why for err in bad}
-    assert reasons["gone.png"] == "broken symbolic link" and "camera raw" in reasons["raw.cr2"]
+    assert reasons["gone.png"] == f"broken symbolic link (to {folder / 'deleted.png'})" and "camera raw" in reasons["raw.cr2"]

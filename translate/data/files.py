@@ -14,14 +14,13 @@ every writer calls so that no output ever lands on an input.
 
 from __future__ import annotations
 
-import errno
 import glob
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from translate.data.io import UNSUPPORTED_IMAGE_FORMATS, supported_suffix
+from translate.data.io import classify_file
 from translate.errors import DataError, TranslateError
 
 GLOB_CHARS = "*?["
@@ -39,23 +38,11 @@ class Inputs:
 
 def _classify(path: Path, found: Inputs) -> None:
     """Put one file (or link) into `found`: an image, not convertible (and why), or not an image."""
-    if path.is_symlink() and not path.exists():
-        try:
-            os.stat(path)
-        except OSError as exc:
-            loop = exc.errno == errno.ELOOP
-            found.failed[str(path)] = "symbolic link loop" if loop else f"broken symbolic link (to {os.readlink(path)})"
-            return
-    suffix = path.suffix.lower()
-    if supported_suffix(suffix):
-        if path.is_file():
-            found.files.append(path)
-        else:
-            found.failed[str(path)] = "not a regular file"
-    elif suffix in UNSUPPORTED_IMAGE_FORMATS:
-        found.failed[str(path)] = f"not converted: unsupported format, {UNSUPPORTED_IMAGE_FORMATS[suffix]}"
+    kind, why = classify_file(path)
+    if kind == "image":
+        found.files.append(path)
     else:
-        found.skipped[str(path)] = "not an image file"
+        (found.failed if kind == "unusable" else found.skipped)[str(path)] = why
 
 
 def _walk(root: Path, found: Inputs) -> None:

@@ -20,6 +20,7 @@ Policy, and why:
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -156,6 +157,24 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return removed
 
 
+def classify_file(path: Path) -> tuple[str, str | None]:
+    """("image", None) for a file this process decodes, ("unusable", why) for one that looks like an image
+    but cannot be used (a broken or looping link, a format without a decoder here), ("other", why) else."""
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "unusable", "symbolic link loop"
+            return "unusable", f"broken symbolic link (to {os.readlink(path)})"
+    suffix = path.suffix.lower()
+    if supported_suffix(suffix):
+        return ("image", None) if path.is_file() else ("unusable", "not a regular file")
+    if suffix in UNSUPPORTED_IMAGE_FORMATS:
+        return "unusable", f"not converted: unsupported format, {UNSUPPORTED_IMAGE_FORMATS[suffix]}"
+    return "other", "not an image file"
+
+
 def list_images(folder: str | Path, recursive: bool = False,
                 dropped: dict[str, str] | None = None) -> list[Path]:
     """Image files in `folder` (and below it if `recursive`), sorted by relative path. Files that look like
@@ -173,14 +192,13 @@ def list_images(folder: str | Path, recursive: bool = False,
         # A hidden folder (.git, .ipynb_checkpoints) hides everything inside it too.
         if any(part.startswith(".") for part in rel.parts):
             continue
-        suffix = path.suffix.lower()
-        if supported_suffix(suffix):
-            if path.is_file():
-                found.append(path)
-            elif dropped is not None and not path.exists():
-                dropped[str(path)] = "broken symbolic link"
-        elif suffix in UNSUPPORTED_IMAGE_FORMATS and dropped is not None:
-            dropped[str(path)] = f"unsupported format, {UNSUPPORTED_IMAGE_FORMATS[suffix]}"
+        if path.is_dir():
+            continue
+        kind, why = classify_file(path)
+        if kind == "image":
+            found.append(path)
+        elif kind == "unusable" and dropped is not None:
+            dropped[str(path)] = why
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
