@@ -161,15 +161,13 @@ def _data_to_score(saved: DataConfig, dataset: str | None, root: str | None) -> 
     """The data settings to evaluate on. Paths come from this command, never from the checkpoint: data.root
     is `root` or the default, and the checkpoint's own dataset is used only when it is a name (built-in or
     catalog), not a folder."""
-    from translate.data.catalog import CATALOG, CELEBA_PREFIX
+    from translate.data.catalog import is_dataset_name
 
     root = root if root is not None else DataConfig().root
     if dataset is not None:
         return replace(saved, dataset=dataset, dir_a="", dir_b="", root=root)
     trained_on = f"{saved.dir_a} and {saved.dir_b}" if saved.dir_a else saved.dataset
-    named = not saved.dir_a and (is_builtin(saved.dataset) or saved.dataset in CATALOG
-                                 or saved.dataset.startswith(CELEBA_PREFIX))
-    if not named:
+    if saved.dir_a or not is_dataset_name(saved.dataset):
         raise TranslateError(f"the checkpoint was trained on the folder {trained_on}; evaluate does not follow "
                              "paths saved in a checkpoint: give the dataset, translate evaluate CHECKPOINT FOLDER "
                              "(a folder with testA/ testB/, or trainA/ trainB/ to score the held-out images)")

@@ -30,7 +30,6 @@ from translate.checkpoint import check_block, load_checkpoint
 from translate.errors import CheckpointError, DataError
 from translate.config import (Config, ConfigError, preset_names, read_preset, read_yaml, resolve,
                               saved_without_code_or_paths)
-from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, resolve_dataset
 from translate.models import MODELS
 from translate.models.base import TranslationModel
@@ -71,9 +70,9 @@ def base_for(target: str | None, flags: dict[str, Any] | None = None) -> tuple[d
         return read_yaml(path), path.stem
     if target in preset_names():
         return read_preset(target), target
-    from translate.data.catalog import CATALOG, CELEBA_PREFIX
+    from translate.data.catalog import is_dataset_name
 
-    if is_builtin(target) or path.is_dir() or target in CATALOG or target.startswith(CELEBA_PREFIX):  # catalog sets download on first use
+    if path.is_dir() or is_dataset_name(target):  # catalog sets download on first use
         return {"data": {"dataset": target}}, path.name or "run"
     raise ConfigError(
         f"'{target}' is not a preset ({', '.join(preset_names())}), a built-in or catalog dataset "
