@@ -4,10 +4,13 @@ The classic loop is what pytorch-CycleGAN-and-pix2pix's test.py does per image: 
 resize to the load size (bicubic; a no-op here because the images already have that size), ToTensor +
 Normalize, one fp32 forward under no_grad, tensor2im, PIL save. `translate convert` runs with its defaults
 (size-planned batches, decoding in DataLoader workers, background writer; on CUDA also pinned memory,
-channels_last and bf16 autocast). The generator is the recipe's ResNet-9 (ngf 64) with seeded random
-weights: speed does not depend on what the weights learned. Outputs of both are compared pixel by pixel.
+channels_last and bf16 autocast) once per variant: torch fp32, torch bf16 autocast (on a CPU without native
+bf16 it is emulated: measured, not assumed), onnxruntime (when the extra is installed) and `--precision auto`,
+which picks one of them. The generator is the recipe's ResNet-9 (ngf 64) with seeded random weights: speed
+does not depend on what the weights learned. Each variant's outputs are compared with the classic loop's.
 
     python benchmarks/convert.py                       # CPU here: 24 JPEGs of 256x256
+    python benchmarks/convert.py --size 512 --count 8
     python benchmarks/convert.py --count 200 --device cuda
     python benchmarks/convert.py --ngf 16 --n-blocks 6 --count 64   # a light generator: I/O matters more
 """
@@ -59,6 +62,23 @@ def classic_loop(net: torch.nn.Module, files: list[Path], out: Path, size: int, 
     return time.perf_counter() - start
 
 
+def cpu_capability() -> str:
+    """The CPU's name and the vector features that decide fp32 vs bf16 speed."""
+    from translate.infer import cpu_bf16_flags
+
+    name = "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    bf16 = cpu_bf16_flags()
+    return (f"{name}, torch capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"native bf16: {', '.join(bf16) if bf16 else 'no (bf16 is emulated)'}, {torch.get_num_threads()} threads")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=24, help="images in the folder")
@@ -69,11 +89,28 @@ def main() -> None:
     parser.add_argument("--ngf", type=int, default=64, help="generator width (64: the recipe; smaller: where "
                         "decoding and writing weigh more)")
     parser.add_argument("--n-blocks", type=int, default=9, help="residual blocks (9: the recipe)")
+    parser.add_argument("--variants", default="32,bf16,onnxruntime,auto",
+                        help="comma-separated: 32, bf16, 16, onnxruntime, auto")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
     kwargs = {**KWARGS, "ngf": args.ngf, "n_blocks": args.n_blocks}
     net = ResnetGenerator(**kwargs).eval()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if "onnxruntime" in variants:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            print("onnxruntime is not installed (pip install 'translate[onnx]'): that variant is left out")
+            variants.remove("onnxruntime")
+    if device.type != "cpu" and "onnxruntime" in variants:
+        variants.remove("onnxruntime")
+
+    def options(variant: str) -> dict:
+        if variant == "onnxruntime":
+            return {"backend": "onnxruntime", "device": "cpu"}
+        return {"precision": variant, "device": args.device}
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_photos(root / "in", args.count, args.size)
@@ -81,24 +118,36 @@ def main() -> None:
         files = sorted((root / "in").iterdir())
         net = net.to(device)
         classic_loop(net, files[:2], root / "warm", args.size, device)  # warm-up: kernels, allocator
-        convert(weights, files[0], root / "warm2", device=args.device)
-        ours, theirs = [], []
-        for r in range(args.repeats):
-            theirs.append(classic_loop(net, files, root / f"classic{r}", args.size, device))
-            report = convert(weights, root / "in", root / f"ours{r}", batch_size=args.batch_size, device=args.device)
-            assert len(report.written) == args.count and not report.failed
-            ours.append(report.seconds)
-        diffs = [np.abs(np.asarray(Image.open(root / "classic0" / f.name), dtype=int)
-                        - np.asarray(Image.open(root / "ours0" / f.name), dtype=int)).mean() for f in files]
-    t_ours, t_theirs = statistics.median(ours), statistics.median(theirs)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; {args.count} JPEGs of {args.size}x{args.size}; ResNet-{args.n_blocks} ngf {args.ngf}; "
-          f"median of {args.repeats} runs")
-    print(f"classic one-image loop (fp32): {args.count / t_theirs:7.2f} images/s ({t_theirs:.2f} s)")
-    print(f"translate convert:             {args.count / t_ours:7.2f} images/s ({t_ours:.2f} s)")
-    print(f"ratio (translate / classic):   {t_theirs / t_ours:7.2f}x")
-    print(f"mean |difference| of the JPEG outputs: {statistics.mean(diffs):.2f} levels "
-          "(the classic tensor2im truncates where translate rounds; JPEG re-encoding adds the rest)")
+        for variant in variants:
+            convert(weights, files[0], root / f"warm-{variant}", **options(variant))
+        times: dict[str, list[float]] = {"classic": []}
+        chosen: dict[str, str] = {}
+        for r in range(args.repeats):  # interleaved, so a slow spell of the machine hits every variant alike
+            times["classic"].append(classic_loop(net, files, root / f"classic{r}", args.size, device))
+            for variant in variants:
+                report = convert(weights, root / "in", root / f"{variant}{r}", batch_size=args.batch_size,
+                                 **options(variant))
+                assert len(report.written) == args.count and not report.failed
+                times.setdefault(variant, []).append(report.seconds)  # includes the onnx export, once per run
+                chosen[variant] = report.precision
+        diffs = {v: statistics.mean(
+            np.abs(np.asarray(Image.open(root / "classic0" / f.name), dtype=int)
+                   - np.asarray(Image.open(root / f"{v}0" / f.name), dtype=int)).mean() for f in files)
+            for v in variants}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_capability()
+    print(f"device: {name}")
+    print(f"{args.count} JPEGs of {args.size}x{args.size}; ResNet-{args.n_blocks} ngf {args.ngf}; "
+          f"median of {args.repeats} runs each, interleaved")
+    t_classic = statistics.median(times["classic"])
+    print(f"  classic one-image loop (fp32): {args.count / t_classic:7.2f} images/s ({t_classic:.2f} s)")
+    labels = {"32": "translate, torch fp32", "bf16": "translate, torch bf16 autocast", "16": "translate, torch fp16",
+              "onnxruntime": "translate, onnxruntime fp32", "auto": "translate, --precision auto"}
+    for variant in variants:
+        t = statistics.median(times[variant])
+        print(f"  {labels[variant] + ':':31s}{args.count / t:7.2f} images/s ({t:.2f} s), {t_classic / t:5.2f}x "
+              f"the classic loop; mean |difference| {diffs[variant]:.2f} levels"
+              + (f"  [auto chose: {chosen[variant]}]" if variant == "auto" else ""))
+    print("(the classic tensor2im truncates where translate rounds; JPEG re-encoding adds the rest of the difference)")
 
 
 if __name__ == "__main__":

@@ -352,8 +352,10 @@ def test_out_of_memory_is_retried_alone_then_tiled_then_reported(tmp_path: Path,
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(src / "big.png")  # fits only in tiles
     Image.fromarray(rng.integers(0, 256, (200, 8, 3), dtype=np.uint8)).save(src / "never.png")  # never fits
     net = OutOfMemoryAbove(limit=1500)
-    monkeypatch.setattr(infer, "load_generator", lambda *a, **k: net)
-    report = convert("unused.ckpt", src, tmp_path / "out", batch_size=2)
+    from translate.generators import Generator
+
+    monkeypatch.setattr(infer, "open_generator", lambda *a, **k: Generator(net, "test", {}, "cyclegan", Path("x"), "export"))
+    report = convert("unused.ckpt", src, tmp_path / "out", batch_size=2, precision="32")
     assert sorted(Path(p).name for p in report.written) == ["a.png", "b.png", "big.png"]
     assert list(report.failed) == [str(src / "never.png")] and "out of memory" in report.failed[str(src / "never.png")]
     assert (2, 3, 32, 32) in net.calls and (1, 3, 32, 32) in net.calls  # the pair, then each alone

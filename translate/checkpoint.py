@@ -103,8 +103,9 @@ def _safe_message(exc: BaseException) -> str:
     return f"not a readable checkpoint ({detail})"
 
 
-def load_checkpoint(path: str | Path, expect_model: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint on the CPU without executing code; check it is ours (and of `expect_model`)."""
+def read_torch_file(path: str | Path) -> Any:
+    """What a ``torch.save`` file holds, loaded on the CPU with ``weights_only=True`` (never runs code), after
+    the file was sniffed; every failure is a one-line :class:`CheckpointError`."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -116,9 +117,19 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> dict[s
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says enough
             warnings.simplefilter("ignore")
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of the safe loader on a user's file is their file's fault
         raise CheckpointError(f"{path}: {_safe_message(exc)}") from None
+
+
+def is_translate_checkpoint(loaded: Any) -> bool:
+    """Whether a loaded file carries our ``translate`` block (as opposed to, e.g., a bare state dict)."""
+    return isinstance(loaded, dict) and "translate" in loaded
+
+
+def load_checkpoint(path: str | Path, expect_model: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint on the CPU without executing code; check it is ours (and of `expect_model`)."""
+    checkpoint = read_torch_file(path)
     check_block(checkpoint, expect_model=expect_model, path=path)
     return checkpoint
 
@@ -174,7 +185,11 @@ def check_block(checkpoint: Any, expect_model: str | None = None, path: str | Pa
     names to tensors; anything else is a :class:`CheckpointError` naming what is wrong."""
     block = checkpoint.get("translate") if isinstance(checkpoint, dict) else None
     if not isinstance(block, dict) or "model" not in block:
-        raise CheckpointError(f"{path}: not a translate checkpoint (no 'translate' block)")
+        bare = isinstance(checkpoint, dict) and checkpoint and "translate" not in checkpoint and all(
+            isinstance(v, torch.Tensor) for v in checkpoint.values())
+        hint = ("; it is a bare state dict (a classic CycleGAN generator file?), which convert, export, evaluate "
+                "and fit --init take" if bare else "")
+        raise CheckpointError(f"{path}: not a translate checkpoint (no 'translate' block){hint}")
     version = block.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         what = "no format_version" if version is None else f"a malformed format_version {version!r}"

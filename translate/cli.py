@@ -82,7 +82,9 @@ def fit(
     dir_a: Annotated[Optional[str], typer.Option("--a", help="A folder of domain-A images (with --b).")] = None,
     dir_b: Annotated[Optional[str], typer.Option("--b", help="A folder of domain-B images (with --a).")] = None,
     init: Annotated[Optional[str], typer.Option(
-        "--init", help="Fine-tune: start from this checkpoint's weights (fresh optimizer and schedule).")] = None,
+        "--init", help="Fine-tune: start from a checkpoint's weights, a pretrained model (horse2zebra: g_ab from it, "
+                       "g_ba from zebra2horse) or a classic CycleGAN net_G_A.pth (fresh optimizer, schedule and "
+                       "discriminators).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (replaces the preset).")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option(
         "--set", "-s", help="Override one config key, e.g. --set losses.lambda_cycle=5 (repeatable).")] = None,
@@ -140,9 +142,10 @@ def fit(
 
 @app.command()
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(
-        help="A checkpoint from translate fit (e.g. checkpoints/run/last.ckpt) or a .safetensors generator "
-             "from translate export.", show_default=False)],
+    checkpoint: Annotated[str, typer.Argument(
+        help="A pretrained model (horse2zebra, style_monet, ...: translate models list; downloaded on first use), "
+             "a checkpoint from translate fit (checkpoints/run/last.ckpt), a .safetensors from translate export, "
+             "or a classic CycleGAN generator file (latest_net_G_A.pth).", show_default=False)],
     source: Annotated[str, typer.Argument(help="An image, a folder (recursive) or a glob pattern.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Output folder; mirrors the input's relative paths.",
                                            show_default=False)],
@@ -158,7 +161,10 @@ def convert(
         help="Images of equal size translated together (default: 8 on CUDA, 1 on CPU).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     precision: Annotated[str, typer.Option(
-        help="auto (bf16/fp16 autocast on CUDA, fp32 on CPU), 32, bf16 or 16.")] = "auto",
+        help="auto (bf16/fp16 autocast on CUDA; bf16 on a CPU with native bf16, AVX-512 BF16 or AMX; else fp32), "
+             "32, bf16 or 16.")] = "auto",
+    backend: Annotated[str, typer.Option(
+        help="torch, or onnxruntime (CPU, fp32; needs pip install 'translate[onnx]').")] = "torch",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (pays off on big jobs).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4 on CUDA, 1 on CPU).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -182,7 +188,8 @@ def convert(
         report = infer.convert(checkpoint, source, output, direction=direction, fmt=format, quality=quality,
                                skip_existing=skip_existing, batch_size=batch_size, device=device, size=size,
                                tile=tile, precision=precision, compile=compile, workers=workers,
-                               progress=progress)
+                               progress=progress, backend=backend, log=lambda msg: bar.console.print(msg))
+    typer.echo(f"generator: {report.generator}; {report.precision}")
     _finish_batch("converted", report, output / infer.REPORT_NAME)
 
 
@@ -202,28 +209,39 @@ def _finish_batch(verb: str, report, path: Path) -> None:
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from translate fit.", show_default=False)],
-    out: Annotated[Path, typer.Argument(help="Output name: writes OUT.safetensors and OUT.pt2.", show_default=False)],
+    checkpoint: Annotated[str, typer.Argument(
+        help="A checkpoint from translate fit, a pretrained model name or a classic CycleGAN net_G .pth.",
+        show_default=False)],
+    out: Annotated[Path, typer.Argument(
+        help="Output name: writes OUT.safetensors and OUT.pt2 (OUT.onnx with --format onnx).", show_default=False)],
     direction: Annotated[str, typer.Option(help="Which generator: AtoB or BtoA.")] = "AtoB",
-    program: Annotated[bool, typer.Option(help="Also write a torch.export program (.pt2).")] = True,
+    program: Annotated[bool, typer.Option(help="Also write a program (.pt2, or .onnx with --format onnx).")] = True,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="The program beside the .safetensors: pt2 (torch.export) or onnx (for onnxruntime; "
+                         "needs the optional 'onnx' extra of translate).")] = "pt2",
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
 ) -> None:
-    """Write a standalone generator (safetensors weights + arguments, and a .pt2 program), checked for parity."""
+    """Write a standalone generator (safetensors weights + arguments, and a .pt2 or .onnx program), checked for
+    parity."""
     from translate.export import TOLERANCE
     from translate.export import export as run_export
 
     with user_errors():
-        result = run_export(checkpoint, out, direction=direction, program=program, force=force)
+        result = run_export(checkpoint, out, direction=direction, program=program, force=force, fmt=fmt)
     typer.echo(f"weights: {result.weights}")
     if result.program:
         typer.echo(f"program: {result.program}")
+    if result.onnx:
+        typer.echo(f"onnx: {result.onnx}")
     checks = ", ".join(f"{k} {v:.1e}" for k, v in result.max_error.items())
     typer.echo(f"parity with the checkpoint (max |difference|, tolerance {TOLERANCE:g}): {checks}")
 
 
 @app.command()
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from translate fit.", show_default=False)],
+    checkpoint: Annotated[str, typer.Argument(
+        help="A checkpoint from translate fit, a pretrained model name (scored on its own dataset, horse2zebra "
+             "AtoB and zebra2horse BtoA), a .safetensors export or a classic net_G .pth.", show_default=False)],
     dataset: Annotated[Optional[str], typer.Argument(
         help="Dataset name or folder with testA/ testB/ (default: the checkpoint's own when it is a built-in or "
              "catalog name; a folder saved in a checkpoint is never followed).",
@@ -402,6 +420,81 @@ def datasets_inspect(
     bad = sum(len(r.unreadable) for r in reports)
     if bad:
         typer.echo(f"{bad} unreadable files will be skipped in training")
+
+
+models_app = typer.Typer(
+    help="Pretrained CycleGAN generators of the classic repository (junyanz/pytorch-CycleGAN-and-pix2pix): list, "
+         "download, forget. Cached in $TRANSLATE_MODELS_DIR, else $XDG_CACHE_HOME/translate/models, else "
+         "~/.cache/translate/models; mirror: TRANSLATE_MODELS_URL or --url.",
+    no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+@models_app.command("list")
+def models_list(
+    cache: Annotated[Optional[Path], typer.Option(
+        help="Model cache folder (default: $TRANSLATE_MODELS_DIR, else $XDG_CACHE_HOME/translate/models, else "
+             "~/.cache/translate/models).")] = None,
+) -> None:
+    """All pretrained models: direction, architecture, source URL (mirror-aware), whether cached."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from translate import zoo
+
+    folder = cache if cache is not None else zoo.cache_dir()
+    table = Table()
+    table.add_column("name", no_wrap=True)  # the name users type: never wrapped
+    table.add_column("direction")
+    table.add_column("architecture")
+    table.add_column("source", no_wrap=True, overflow="fold")  # a cut URL is useless: the others wrap first
+    table.add_column("cached", no_wrap=True)
+    for model in zoo.ZOO.values():
+        path = folder / model.file
+        table.add_row(model.name, model.direction, model.arch, model.url(),
+                      f"yes ({_size(path.stat().st_size)})" if path.is_file() else "no")
+    Console(width=200).print(table)
+    typer.echo(f"cache: {folder}")
+
+
+@models_app.command("download")
+def models_download(
+    name: Annotated[str, typer.Argument(help="A model name (translate models list).", show_default=False)],
+    url: Annotated[Optional[str], typer.Option(help="Mirror: base URL the file name NAME.pth is appended to.")] = None,
+    cache: Annotated[Optional[Path], typer.Option(help="Model cache folder (default: see translate models list).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Download again even if cached; the copy is replaced only if it matches the recorded "
+                        "sha256.")] = False,
+) -> None:
+    """Download (resumable, checked against the sha256 recorded at first download) a model into the cache."""
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    from translate.zoo import fetch
+
+    with user_errors(), Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+                                 transient=True) as bar:
+        task = bar.add_task(name, total=None)
+        path = fetch(name, mirror=url, cache=cache, force=force,
+                     progress=lambda done, total: bar.update(task, completed=done, total=total),
+                     log=lambda msg: bar.console.print(msg))
+    typer.echo(f"{name}: {path}")
+
+
+@models_app.command("forget")
+def models_forget(
+    name: Annotated[str, typer.Argument(help="A model name (translate models list).", show_default=False)],
+    cache: Annotated[Optional[Path], typer.Option(help="Model cache folder (default: see translate models list).")] = None,
+) -> None:
+    """Remove a model's recorded sha256 (after an expected change on the server); the next download records anew."""
+    from translate.zoo import forget
+
+    with user_errors():
+        removed = forget(name, cache)
+    typer.echo(f"{name}: sha256 record removed" if removed else f"{name}: no sha256 was recorded")
 
 
 if __name__ == "__main__":

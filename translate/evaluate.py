@@ -1,7 +1,8 @@
 """``translate evaluate``: translate a dataset's test split and score it the way the field does.
 
-Protocol (``report.json`` repeats it): every test image is resized (bicubic, aspect ratio not kept) to the
-checkpoint's training size ``data.crop_size`` x ``data.crop_size``, as the classic ``test.py`` does
+Protocol (``report.json`` repeats it): every test image is resized (PIL bicubic, antialiased when shrinking,
+aspect ratio not kept) to the checkpoint's training size ``data.crop_size`` x ``data.crop_size`` (256 for a
+pretrained model or a classic generator file, which carry no config), as the classic ``test.py`` does
 (load_size = crop_size at test time), translated, and rounded to 8 bits as if saved to PNG. The real
 target-domain test images are resized the same way. FID and KID compare all translated images of a
 direction with all real target test images (testA -> G_AB -> compared with testB), in the chosen feature
@@ -9,6 +10,8 @@ space (Inception pool3 by default; see metrics.py). KID uses 100 random subsets 
 A domain without a test folder uses the images training held out (``data.holdout``, same seed).
 The dataset defaults to the one the checkpoint was trained on when that is a name (built-in or catalog),
 looked up under ``--data-root`` (default ``datasets/``): a checkpoint's saved paths are never followed.
+A pretrained model name scores the dataset it was trained on (see _to_score); a classic file or an export
+needs the dataset given.
 
 Built-in datasets add paired checks that need no pretrained weights: a domain classifier trained on the
 real training images says whether each translation looks like the target domain, and the test pairs
@@ -27,8 +30,8 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from translate.checkpoint import load_checkpoint, load_net
-from translate.config import DataConfig, from_dict
+from translate.checkpoint import load_net
+from translate.config import Config, DataConfig, from_dict
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
 from translate.data.files import guard_outputs
@@ -36,7 +39,9 @@ from translate.data.io import atomic_write, list_images
 from translate.data.transforms import to_model_range, to_uint8
 from translate.data.unpaired import UnpairedDataset
 from translate.errors import TranslateError
+from translate.export import SUFFIX as EXPORT_SUFFIX
 from translate.export import net_attr
+from translate.generators import zoo_name
 from translate.metrics import (build_extractor, extract, fid_kid, paired_checks,
                                share_classified_as, train_classifier)
 from translate.nets.classifier import DomainClassifier
@@ -144,7 +149,7 @@ def build_scorer(data: EvalData, features: str, device: torch.device | str = "cp
 
 def protocol(size: int, features: str) -> dict[str, Any]:
     return {
-        "image_size": size, "resize": "bicubic to image_size x image_size (the classic test.py), outputs rounded to uint8",
+        "image_size": size, "resize": "PIL bicubic (antialiased when shrinking) to image_size x image_size, as the classic code; outputs rounded to uint8",
         "features": features,
         "feature_resize": "bilinear with antialias to 299 (torchmetrics >= 1.8)" if features == "inception" else "extractor's own",
         "real_images": "all target-domain test images", "kid_subsets": 100, "kid_subset_size": "min(1000, N, M)",
@@ -166,12 +171,68 @@ def _data_to_score(saved: DataConfig, dataset: str | None, root: str | None) -> 
     root = root if root is not None else DataConfig().root
     if dataset is not None:
         return replace(saved, dataset=dataset, dir_a="", dir_b="", root=root)
+    if not saved.dir_a and not saved.dataset:
+        raise TranslateError("these weights do not say which dataset they were trained on: give it, translate "
+                             "evaluate WEIGHTS DATASET (a dataset name, or a folder with testA/ testB/)")
     trained_on = f"{saved.dir_a} and {saved.dir_b}" if saved.dir_a else saved.dataset
     if saved.dir_a or not is_dataset_name(saved.dataset):
         raise TranslateError(f"the checkpoint was trained on the folder {trained_on}; evaluate does not follow "
                              "paths saved in a checkpoint: give the dataset, translate evaluate CHECKPOINT FOLDER "
                              "(a folder with testA/ testB/, or trainA/ trainB/ to score the held-out images)")
     return replace(saved, root=root)
+
+
+def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
+    """(model name, {direction: () -> generator}, saved data settings, seed, directions, weight files) for a
+    translate checkpoint, a pretrained model name, a ``.safetensors`` export or a classic generator file.
+
+    A pretrained name scores the dataset it was trained on (``dataset`` in the zoo), in that dataset's
+    directions: horse2zebra for AtoB and zebra2horse for BtoA. A file with one generator scores one
+    direction: its own (an export's saved direction, AtoB for a classic file) unless one is given; the other
+    one is left out of "both"."""
+    from translate import zoo
+    from translate.checkpoint import check_block, is_translate_checkpoint, read_torch_file
+    from translate.generators import from_file, open_generator
+
+    both = len(directions) > 1
+    name = zoo_name(checkpoint)
+    if name is not None:
+        entry = zoo.ZOO[name]
+        own = entry.dataset_direction or "AtoB"
+        chosen = {d: name if d == own else entry.partner for d in directions}
+        missing = [d for d, model in chosen.items() if model is None]
+        if missing and not (both and len(missing) < len(directions)):
+            raise TranslateError(f"the pretrained {name} translates one way only ({entry.direction}): "
+                                 f"evaluate it with --direction {own}")
+        chosen = {d: model for d, model in chosen.items() if model is not None}
+        paths = [zoo.fetch(model) for model in chosen.values()]  # downloaded before any scoring
+        nets = {d: (lambda model=model: open_generator(model).net) for d, model in chosen.items()}
+        return "cyclegan", nets, DataConfig(dataset=entry.dataset or ""), Config().train.seed, tuple(chosen), paths
+    path = Path(checkpoint)
+    loaded = None if path.suffix == EXPORT_SUFFIX else read_torch_file(path)
+    if is_translate_checkpoint(loaded):
+        block = check_block(loaded, path=path)
+        attrs = {d: net_attr(block, d) for d in directions}  # fails early on a checkpoint without that generator
+        cfg = from_dict(block["config"])
+        nets = {d: (lambda attr=attr: load_net(loaded, attr, path=path)) for d, attr in attrs.items()}
+        return block["model"], nets, cfg.data, cfg.train.seed, directions, [path]
+    own = "AtoB"
+    if loaded is None:  # an export knows its direction
+        own = _exported_direction(path) or "AtoB"
+    chosen = (own,) if both else directions
+    found = from_file(path, own if loaded is None else "AtoB")
+    return (found.model, {chosen[0]: lambda: found.net}, DataConfig(dataset=""), Config().train.seed, chosen,
+            [path])
+
+
+def _exported_direction(path: Path) -> str | None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return json.loads((handle.metadata() or {})["translate"]).get("direction")
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError):
+        return None  # from_file says what is wrong with it
 
 
 def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tuple[str, ...] = ("AtoB", "BtoA"),
@@ -184,26 +245,24 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tup
         if direction not in DIRECTIONS:
             raise TranslateError(f"--direction must be AtoB, BtoA or both, got '{direction}'")
     path = Path(checkpoint)
-    ckpt = load_checkpoint(path)
-    block = ckpt["translate"]
-    nets = {d: net_attr(block, d) for d in directions}  # fails early on a checkpoint without that generator
-    cfg = from_dict(block["config"])
-    data_cfg = _data_to_score(cfg.data, dataset, root)
+    model, nets, saved_data, seed, directions, weights = _to_score(checkpoint, directions)
+    data_cfg = _data_to_score(saved_data, dataset, root)
     size = data_cfg.crop_size
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    data = load_eval_data(data_cfg, cfg.train.seed, size, max_images)
-    out = Path(out_dir) if out_dir is not None else path.parent / "eval" / path.stem
-    guard_outputs([out / REPORT_NAME, *(out / f"grid_{d}.png" for d in directions)], [path, *data.test_files])
+    data = load_eval_data(data_cfg, seed, size, max_images)
+    default_out = Path("eval") / str(checkpoint) if zoo_name(checkpoint) else path.parent / "eval" / path.stem
+    out = Path(out_dir) if out_dir is not None else default_out
+    guard_outputs([out / REPORT_NAME, *(out / f"grid_{d}.png" for d in directions)], [*weights, *data.test_files])
     scorer = build_scorer(data, features, dev)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "checkpoint": str(path), "model": block["model"],
+        "checkpoint": str(checkpoint), "model": model,
         "dataset": data_cfg.dir_a and f"{data_cfg.dir_a} | {data_cfg.dir_b}" or data_cfg.dataset,
         "protocol": protocol(size, features), "directions": {},
     }
     for direction in directions:
         source, target = DIRECTIONS[direction]
-        net = load_net(ckpt, nets[direction]).to(dev)
+        net = nets[direction]().to(dev)
         metrics, fake = scorer.score(net, direction)
         grid = out / f"grid_{direction}.png"
         _save_grid(data.images[source], fake, grid)

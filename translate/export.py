@@ -7,7 +7,11 @@
   dynamic batch, height and width (multiples of the generator's size multiple, at least two of them), for
   serving without this package: ``torch.export.load("NAME.pt2").module()(x)`` with ``x`` in [-1, 1].
 
-Both are checked against the checkpoint's own generator before the files are kept.
+* ``.onnx`` (``--format onnx``, in place of the ``.pt2``; needs the extra ``translate[onnx]``) is the same
+  generator for onnxruntime and other ONNX runtimes, with the same dynamic sizes and the JSON header in its
+  ``metadata_props`` (see :mod:`translate.onnx_runtime`).
+
+Each is checked against the checkpoint's own generator before the files are kept.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from translate.checkpoint import check_block, load_checkpoint, load_net
 from translate.data.files import guard_outputs
 from translate.data.io import atomic_write
-from translate.errors import CheckpointError
+from translate.errors import CheckpointError, ConfigError
 
 EXPORT_VERSION = 1
 SUFFIX = ".safetensors"
 PROGRAM_SUFFIX = ".pt2"
+ONNX_SUFFIX = ".onnx"
+FORMATS = ("pt2", "onnx")  # the program written beside the .safetensors
 TOLERANCE = 1e-4
 DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
 
@@ -36,7 +41,8 @@ DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
 class ExportResult:
     weights: Path
     program: Path | None
-    max_error: dict[str, float]  # "safetensors"/"program" -> max |difference| against the checkpoint
+    max_error: dict[str, float]  # "safetensors"/"program"/"onnx" -> max |difference| against the checkpoint
+    onnx: Path | None = None
 
 
 def check_direction(direction: str) -> str:
@@ -114,34 +120,50 @@ def _probe(net: nn.Module, batch: int, extra: int) -> torch.Tensor:
     return torch.rand(batch, 3, side + extra * m, side, generator=g) * 2 - 1
 
 
+def generator_header(net: nn.Module, arch: str, kwargs: dict[str, Any], model: str = "cyclegan",
+                     direction: str = "AtoB") -> dict[str, Any]:
+    """The ``translate`` JSON header of an exported generator (``.safetensors`` and ``.onnx`` alike)."""
+    return {"format_version": EXPORT_VERSION, "model": model, "direction": direction, "net": DIRECTIONS[direction],
+            "kind": "generator", "arch": arch, "kwargs": kwargs,
+            "size_multiple": int(getattr(net, "size_multiple", 1)), "input_range": [-1, 1]}
+
+
 def save_generator(net: nn.Module, arch: str, kwargs: dict[str, Any], path: str | Path, model: str = "cyclegan",
                    direction: str = "AtoB") -> Path:
     """Write `net` (built as GENERATORS[arch](**kwargs)) as a ``.safetensors`` generator file, atomically."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    meta = {"format_version": EXPORT_VERSION, "model": model, "direction": direction, "net": DIRECTIONS[direction],
-            "kind": "generator", "arch": arch, "kwargs": kwargs,
-            "size_multiple": int(getattr(net, "size_multiple", 1)), "input_range": [-1, 1]}
+    meta = generator_header(net, arch, kwargs, model=model, direction=direction)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"translate": json.dumps(meta)}))
     return path
 
 
 def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", program: bool = True,
-           force: bool = False) -> ExportResult:
-    """Write OUT.safetensors (and OUT.pt2) for one generator of `checkpoint`; check both reproduce it."""
-    ckpt = load_checkpoint(checkpoint)
-    block = check_block(ckpt, path=checkpoint)
-    attr = net_attr(block, direction)
-    net = load_net(ckpt, attr)
-    spec = block["nets"][attr]
+           force: bool = False, fmt: str = "pt2") -> ExportResult:
+    """Write OUT.safetensors and, unless `program` is False, a program beside it: OUT.pt2 (`fmt` "pt2") or
+    OUT.onnx (`fmt` "onnx"); check each reproduces the checkpoint's generator."""
+    from translate.generators import open_generator
+
+    found = open_generator(checkpoint, direction)  # a checkpoint, an export, a classic .pth or a model name
+    net, spec, block = found.net, {"arch": found.arch, "kwargs": found.kwargs}, {"model": found.model}
+    if fmt not in FORMATS:
+        raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+    if fmt == "onnx" and not program:
+        raise ConfigError("--format onnx writes a program (.onnx); it cannot be combined with --no-program")
+    if fmt == "onnx":
+        from translate.onnx_runtime import export_onnx, require_onnx
+
+        require_onnx()  # before anything is written
     base = Path(out)
-    if base.suffix in (SUFFIX, PROGRAM_SUFFIX):
+    if base.suffix in (SUFFIX, PROGRAM_SUFFIX, ONNX_SUFFIX):
         base = base.with_suffix("")
     weights, prog = base.with_name(base.name + SUFFIX), base.with_name(base.name + PROGRAM_SUFFIX)
-    targets = [weights] + ([prog] if program else [])
-    guard_outputs(targets, [checkpoint])
+    onnx_path = base.with_name(base.name + ONNX_SUFFIX) if fmt == "onnx" else None
+    program = program and fmt == "pt2"
+    targets = [weights] + ([prog] if program else []) + ([onnx_path] if onnx_path else [])
+    guard_outputs(targets, [found.path])
     existing = [str(p) for p in targets if p.exists()]
     if existing and not force:
         raise CheckpointError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; choose another name or pass --force")
@@ -162,9 +184,17 @@ def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", pro
         with torch.no_grad():
             y = _probe(net, batch=1, extra=3)  # another shape: the program's sizes are dynamic
             errors["program"] = (torch.export.load(prog).module()(y) - net(y)).abs().max().item()
+    if onnx_path is not None:
+        header = generator_header(net, spec["arch"], spec["kwargs"], model=block["model"], direction=direction)
+        try:  # checked in onnxruntime on another shape than the traced one; raises above TOLERANCE
+            errors["onnx"] = export_onnx(net, onnx_path, header=header)
+        except CheckpointError:
+            for p in targets:
+                p.unlink(missing_ok=True)
+            raise
     bad = {k: v for k, v in errors.items() if not v <= TOLERANCE}
     if bad:
         for p in targets:
             p.unlink(missing_ok=True)
         raise CheckpointError(f"exported generator does not reproduce the checkpoint: {bad}; nothing written")
-    return ExportResult(weights, prog if program else None, errors)
+    return ExportResult(weights, prog if program else None, errors, onnx=onnx_path)

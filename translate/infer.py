@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,13 +40,11 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from translate.checkpoint import load_checkpoint, load_net
 from translate.data.files import plan_batch
-from translate.data.io import atomic_write, image_info, read_image_alpha
+from translate.data.io import atomic_write, image_info, read_image_alpha, resize_bicubic
 from translate.data.transforms import to_model_range, to_uint8
 from translate.errors import DataError, TranslateError
-from translate.export import SUFFIX as EXPORT_SUFFIX
-from translate.export import check_direction, load_exported, net_attr
+from translate.generators import open_generator
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 _KEPT_SUFFIXES = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}  # written in their own format
@@ -64,6 +61,9 @@ class ConvertReport:
     ignored: dict[str, str] = field(default_factory=dict)  # path -> why it is no input (not an image, hidden)
     notes: dict[str, str] = field(default_factory=dict)  # input path -> what to know (animated: first frame)
     seconds: float = 0.0
+    generator: str = ""  # what translated: "pretrained horse2zebra (resnet_9blocks, ngf 64, ...)"
+    precision: str = ""  # what was chosen and why: "bf16 autocast (auto: this CPU has AVX-512 BF16 ...)"
+    backend: str = "torch"
 
     def write(self, path: Path) -> None:
         """The report as JSON at `path`, written atomically."""
@@ -73,7 +73,8 @@ class ConvertReport:
     def to_dict(self) -> dict:
         return {"inputs": len(self.written) + len(self.skipped_existing) + len(self.failed),
                 "written": len(self.written), "skipped_existing": len(self.skipped_existing),
-                "failed": self.failed, "ignored": self.ignored, "notes": self.notes, "seconds": round(self.seconds, 3),
+                "failed": self.failed, "ignored": self.ignored, "notes": self.notes, "generator": self.generator,
+                "backend": self.backend, "precision": self.precision, "seconds": round(self.seconds, 3),
                 "images_per_second": round(len(self.written) / self.seconds, 3) if self.seconds else None}
 
 
@@ -85,13 +86,10 @@ class _Job:
     size: tuple[int, int]  # (H, W) the net sees
 
 
-def load_generator(checkpoint: str | Path, direction: str = "AtoB") -> nn.Module:
-    """Only the generator for `direction`, from a checkpoint or a ``.safetensors`` export (no code run)."""
-    check_direction(direction)
-    if Path(checkpoint).suffix == EXPORT_SUFFIX:
-        return load_exported(checkpoint, direction)
-    ckpt = load_checkpoint(checkpoint)
-    return load_net(ckpt, net_attr(ckpt["translate"], direction))
+def load_generator(checkpoint: str | Path, direction: str = "AtoB", log: Callable[[str], None] | None = None) -> nn.Module:
+    """Only the generator for `direction`: from a checkpoint, a ``.safetensors`` export, a classic CycleGAN
+    ``.pth`` or a pretrained model name (see generators.py; no code run)."""
+    return open_generator(checkpoint, direction, log=log).net
 
 
 def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
@@ -103,10 +101,8 @@ def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
 
 
 def _resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if array.shape[:2] == shape:
-        return array
-    shrink = shape[0] * shape[1] < array.shape[0] * array.shape[1]
-    return cv2.resize(array, (shape[1], shape[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    """--size: PIL bicubic (antialiased when shrinking), exactly as the classic code resizes."""
+    return resize_bicubic(array, shape)
 
 
 class _Decode(Dataset):
@@ -223,6 +219,48 @@ def _plan(jobs: list[_Job], batch_size: int, tile: int | None) -> list[list[int]
     return batches
 
 
+BACKENDS = ("torch", "onnxruntime")
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The native-bf16 features of this CPU (AVX-512 BF16, AMX BF16) from /proc/cpuinfo; [] elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    names = {"avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX BF16"}
+    return [names[f] for f in names if f in flags]
+
+
+def choose_precision(device: torch.device, precision: str = "auto", backend: str = "torch") -> tuple[str, str]:
+    """("32" | "bf16" | "16", why) for convert: auto is bf16 (or fp16) autocast on CUDA, bf16 on a CPU with
+    native bf16 (emulated bf16 elsewhere measured slower than fp32, benchmarks/convert.py), else fp32."""
+    if precision not in PRECISIONS:
+        raise TranslateError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if backend == "onnxruntime":
+        if precision not in ("auto", "32"):
+            raise TranslateError(f"--backend onnxruntime runs in fp32; --precision {precision} needs --backend torch")
+        return "32", "fp32 (onnxruntime)"
+    if precision != "auto":
+        return precision, {"32": "fp32", "bf16": "bf16 autocast", "16": "fp16 autocast"}[precision] + " (--precision)"
+    if device.type == "cuda":
+        return ("bf16", "bf16 autocast (auto on this GPU)") if torch.cuda.is_bf16_supported() else (
+            "16", "fp16 autocast (auto: this GPU has no bf16)")
+    if device.type == "cpu":
+        flags = cpu_bf16_flags()
+        if flags:
+            return "bf16", f"bf16 autocast (auto: this CPU has {' and '.join(flags)}; --precision 32 for fp32)"
+        return "32", "fp32 (auto: this CPU has no native bf16)"
+    return "32", "fp32"
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 def autocast_for(device: torch.device, precision: str = "auto"):
     """The autocast context for `precision` on `device` (auto: bf16, else fp16, on CUDA; fp32 elsewhere)."""
     if precision not in PRECISIONS:
@@ -231,9 +269,7 @@ def autocast_for(device: torch.device, precision: str = "auto"):
         if device.type != "cuda":
             return nullcontext()
         precision = "bf16" if torch.cuda.is_bf16_supported() else "16"
-    if precision == "32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return _autocast(device, precision)
 
 
 _CUDA_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
@@ -339,7 +375,8 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
             fmt: str | None = None, quality: int = 95, skip_existing: bool = False, batch_size: int | None = None,
             device: str | None = None, size: int | None = None, tile: int | None = None,
             precision: str = "auto", compile: bool = False, workers: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> ConvertReport:
+            progress: Callable[[int, int], None] | None = None, backend: str = "torch",
+            log: Callable[[str], None] | None = None) -> ConvertReport:
     """Translate every image of `source` into `output`, mirroring relative paths; see module docstring.
 
     `progress(done, total)` is called after each batch (done counts written, failed and kept files).
@@ -348,8 +385,15 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
     (benchmarks/convert.py)."""
     started = time.perf_counter()
     check_options(fmt=fmt, quality=quality, size=size, tile=tile, batch_size=batch_size, workers=workers)
+    if backend not in BACKENDS:
+        raise TranslateError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     dev = resolve_device(device)
-    autocast = autocast_for(dev, precision)
+    if backend == "onnxruntime" and dev.type != "cpu":
+        if device is not None:
+            raise TranslateError(f"--backend onnxruntime runs on the CPU here; leave out --device {device}")
+        dev = torch.device("cpu")
+    chosen, why = choose_precision(dev, precision, backend)
+    autocast = _autocast(dev, chosen)
 
     def kind_of(path: Path) -> str:
         return fmt or _KEPT_SUFFIXES.get(path.suffix.lower()) or "png"
@@ -359,17 +403,24 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         kind = kind_of(rel)
         return rel.with_suffix(rel.suffix if _KEPT_SUFFIXES.get(rel.suffix.lower()) == kind else "." + kind)
 
-    net = load_generator(checkpoint, direction)
+    generator = open_generator(checkpoint, direction, log=log)
+    net = generator.net
     plan = plan_batch(source, output, destination, REPORT_NAME)
     out_root = plan.out_root
     if batch_size is None:
         batch_size = 8 if dev.type == "cuda" else 1
-    net.to(dev)
-    if dev.type == "cuda":
-        net.to(memory_format=torch.channels_last)
-    if compile:
-        net = torch.compile(net, dynamic=True)
-    report = ConvertReport(failed=dict(plan.failed), ignored=dict(plan.inputs.skipped))
+    if backend == "onnxruntime":
+        from translate.onnx_runtime import onnx_generator_for
+
+        net = onnx_generator_for(net)  # exported and checked against the PyTorch generator first
+    else:
+        net.to(dev)
+        if dev.type == "cuda":
+            net.to(memory_format=torch.channels_last)
+        if compile:
+            net = torch.compile(net, dynamic=True)
+    report = ConvertReport(failed=dict(plan.failed), ignored=dict(plan.inputs.skipped),
+                           generator=generator.describe(), precision=why, backend=backend)
     total = len(plan.inputs.files) + len(plan.inputs.failed)
 
     jobs: list[_Job] = []

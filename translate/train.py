@@ -329,10 +329,27 @@ def run_fit(target: str, config_file: str | None = None, overrides: list[str] | 
 
 
 def load_init(model: TranslationModel, path: str | Path) -> None:
-    """Fine-tuning: copy every net's weights from checkpoint `path` into `model`, after checking it is the
-    same model with the same architectures; optimizer, schedule and pools start fresh."""
-    checkpoint = load_checkpoint(path)
-    block = checkpoint["translate"]
+    """Fine-tuning: start `model` from other weights; optimizer, schedule and pools start fresh.
+
+    `path` is a translate checkpoint of the same model (every net copied, architectures checked), a
+    pretrained model name (g_ab from it, g_ba from the model that translates back, where the zoo has one) or a
+    classic CycleGAN generator file (g_ab; g_ba from its ``..._G_B.pth`` sibling when there is one). The
+    discriminators of the last two start fresh."""
+    from translate.checkpoint import is_translate_checkpoint, read_torch_file
+    from translate.generators import zoo_name
+
+    name = zoo_name(path)
+    if name is None:
+        checkpoint = read_torch_file(path)
+        if not is_translate_checkpoint(checkpoint):
+            _init_generators(model, path, classic_pair(Path(path)))
+            return
+        block = check_block(checkpoint, path=path)
+    else:
+        from translate import zoo
+
+        _init_generators(model, path, {"g_ab": name, "g_ba": zoo.ZOO[name].partner})
+        return
     if block["model"] != model.name:
         raise CheckpointError(f"--init {path}: a {block['model']} checkpoint cannot initialise a {model.name} "
                               f"model (use --model {block['model']})")
@@ -343,3 +360,33 @@ def load_init(model: TranslationModel, path: str | Path) -> None:
             raise CheckpointError(f"--init {path}: net '{attr}' is {got}, this run builds {spec['arch']} "
                                   f"{spec['kwargs']}; the architecture must match (same model.* settings)")
     model.load_state_dict(checkpoint["state_dict"], strict=True)
+
+
+def classic_pair(path: Path) -> dict[str, str | Path | None]:
+    """g_ab from a classic generator file and g_ba from its ``G_B`` sibling (``latest_net_G_A.pth`` ->
+    ``latest_net_G_B.pth``) when that exists."""
+    sibling = path.with_name(path.name.replace("net_G_A", "net_G_B")) if "net_G_A" in path.name else None
+    return {"g_ab": path, "g_ba": sibling if sibling is not None and sibling.is_file() else None}
+
+
+def _init_generators(model: TranslationModel, init: str | Path, sources: dict[str, str | Path | None]) -> None:
+    """Load generator weights (pretrained names or classic files) into `model`'s g_ab / g_ba."""
+    from translate.generators import from_file, open_generator
+    from translate.upstream import Layout
+
+    if model.name != "cyclegan" or not {"g_ab", "g_ba"} <= set(model.net_specs):
+        raise CheckpointError(f"--init {init}: CycleGAN generator weights cannot initialise a {model.name} model "
+                              "(use --model cyclegan)")
+    for attr, source in sources.items():
+        if source is None:
+            log.info("--init %s: %s starts fresh (no weights for that direction)", init, attr)
+            continue
+        found = from_file(source) if isinstance(source, Path) else open_generator(source, log=log.info)
+        spec = model.net_specs[attr]
+        ours, theirs = Layout(spec["arch"], spec["kwargs"]), Layout(found.arch, found.kwargs)
+        if spec["arch"] != found.arch or ours.full_kwargs() != theirs.full_kwargs():
+            raise CheckpointError(
+                f"--init {init}: {found.describe()} does not fit this run's {attr} ({ours.describe() if spec['arch'] in ('resnet', 'unet') else spec['arch']}); "
+                f"set the model.generator.* settings to match, e.g. {theirs.settings()}")
+        getattr(model, attr).load_state_dict(found.net.state_dict(), strict=True)
+        log.info("--init: %s from %s", attr, found.describe())
