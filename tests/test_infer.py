@@ -449,3 +449,35 @@ def test_export_never_writes_over_its_checkpoint(checkpoint: Path, tmp_path: Pat
     before = checkpoint.read_bytes()
     result = runner.invoke(app, ["export", str(checkpoint), str(tmp_path / "g"), "--force"])
     assert result.exit_code != 0 and "refusing to write" in result.output and checkpoint.read_bytes() == before
+
+
+def test_bf16_on_a_cpu_runs_bf16_weights_that_give_autocasts_output(checkpoint: Path, photos: Path, tmp_path: Path):
+    from translate.infer import InDtype, _forward_padded, choose_precision
+
+    assert choose_precision(torch.device("cpu"), "32")[0] == "32"
+    assert choose_precision(torch.device("cpu"), "bf16")[0] == "bf16"
+    report = convert(checkpoint, photos / "odd.png", tmp_path / "out", precision="bf16")
+    assert report.written and "bf16" in report.precision
+    net = load_generator(checkpoint, "AtoB")
+    x = torch.from_numpy(np.asarray(Image.open(photos / "odd.png").convert("RGB")).copy()).permute(2, 0, 1)[None]
+    x = x.float() / 127.5 - 1
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = _forward_padded(net, x).float()
+        cast = _forward_padded(InDtype(load_generator(checkpoint, "AtoB"), torch.bfloat16), x)
+    assert cast.dtype == torch.float32 and (cast - autocast).abs().max().item() < 2 / 127.5
+    written = np.asarray(Image.open(tmp_path / "out" / "odd.png").convert("RGB"), dtype=float)
+    expected = ((autocast + 1) * 127.5).round().clamp(0, 255)[0].permute(1, 2, 0).numpy()
+    assert written.shape == expected.shape and np.abs(written - expected).max() <= 2
+
+
+def test_auto_precision_follows_the_cpus_native_bf16(monkeypatch):
+    import translate.infer as infer
+
+    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: ["AVX-512 BF16"])
+    chosen, why = infer.choose_precision(torch.device("cpu"), "auto")
+    assert chosen == "bf16" and "AVX-512 BF16" in why
+    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: [])
+    chosen, why = infer.choose_precision(torch.device("cpu"), "auto")
+    assert chosen == "32" and "no native bf16" in why
+    assert infer.choose_precision(torch.device("cpu"), "auto", backend="onnxruntime")[0] == "32"

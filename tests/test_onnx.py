@@ -183,3 +183,36 @@ def test_require_onnx_names_the_extra(missing: str, checkpoint: Path, tmp_path: 
     assert list(tmp_path.iterdir()) == []  # refused before anything is written
     if missing == "onnxscript":
         require_onnx(exporter=False)  # the runtime alone needs only onnxruntime
+
+
+def test_convert_with_the_onnxruntime_backend_matches_torch_and_reuses_its_export(checkpoint: Path, tmp_path: Path,
+                                                                                 monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("TRANSLATE_MODELS_DIR", str(tmp_path / "cache"))
+    photos = tmp_path / "photos"
+    make_domain(photos, 3, seed=7, size=28)
+    exports = []
+    real = onnx_runtime._export_checked
+    monkeypatch.setattr(onnx_runtime, "_export_checked", lambda *a, **k: exports.append(1) or real(*a, **k))
+    outs = {}
+    for name, args in (("torch", ["--precision", "32"]), ("ort", ["--backend", "onnxruntime"]),
+                       ("ort2", ["--backend", "onnxruntime"])):
+        result = runner.invoke(app, ["convert", str(checkpoint), str(photos), str(tmp_path / name), "-q", *args])
+        assert result.exit_code == 0, result.output
+        outs[name] = [np.asarray(Image.open(tmp_path / name / p.name), dtype=int) for p in sorted(photos.iterdir())]
+    assert "fp32 (onnxruntime)" in result.output
+    assert len(exports) == 1  # the second onnxruntime run found its checked export in the cache
+    for ours, ort in zip(outs["torch"], outs["ort"]):
+        assert np.abs(ours - ort).max() <= 1
+    cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1
+    cached[0].write_bytes(b"garbage")  # a damaged cache entry is exported again, not trusted
+    again = runner.invoke(app, ["convert", str(checkpoint), str(photos), str(tmp_path / "ort3"), "-q", "--backend",
+                                "onnxruntime"])
+    assert again.exit_code == 0, again.output
+    assert len(exports) == 2 and onnx.load(str(cached[0])).graph.node
+    refused = runner.invoke(app, ["convert", str(checkpoint), str(photos), str(tmp_path / "x"), "--backend",
+                                  "onnxruntime", "--precision", "bf16"])
+    assert refused.exit_code != 0 and "runs in fp32" in refused.output

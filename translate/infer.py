@@ -243,16 +243,31 @@ def choose_precision(device: torch.device, precision: str = "auto", backend: str
             raise TranslateError(f"--backend onnxruntime runs in fp32; --precision {precision} needs --backend torch")
         return "32", "fp32 (onnxruntime)"
     if precision != "auto":
-        return precision, {"32": "fp32", "bf16": "bf16 autocast", "16": "fp16 autocast"}[precision] + " (--precision)"
+        return precision, {"32": "fp32", "bf16": "bf16", "16": "fp16"}[precision] + " (--precision)"
     if device.type == "cuda":
         return ("bf16", "bf16 autocast (auto on this GPU)") if torch.cuda.is_bf16_supported() else (
             "16", "fp16 autocast (auto: this GPU has no bf16)")
     if device.type == "cpu":
         flags = cpu_bf16_flags()
         if flags:
-            return "bf16", f"bf16 autocast (auto: this CPU has {' and '.join(flags)}; --precision 32 for fp32)"
+            return "bf16", f"bf16 (auto: this CPU has {' and '.join(flags)}; --precision 32 for fp32)"
         return "32", "fp32 (auto: this CPU has no native bf16)"
     return "32", "fp32"
+
+
+class InDtype(nn.Module):
+    """`net` with its weights in `dtype`: float inputs are cast to it, outputs come back as float32. On a CPU
+    this gives bf16 autocast's outputs exactly (its convolutions already run in bf16, and instance norm
+    accumulates in fp32 either way) without casting every weight on every call."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net = net.to(dtype)
+        self.dtype = dtype
+        self.size_multiple = int(getattr(net, "size_multiple", 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.to(self.dtype)).float()
 
 
 def _autocast(device: torch.device, precision: str):
@@ -393,7 +408,9 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
             raise TranslateError(f"--backend onnxruntime runs on the CPU here; leave out --device {device}")
         dev = torch.device("cpu")
     chosen, why = choose_precision(dev, precision, backend)
-    autocast = _autocast(dev, chosen)
+    # bf16 on a CPU: the weights themselves in bf16 (same outputs as autocast, measured, without its casts)
+    cast_weights = dev.type == "cpu" and chosen == "bf16" and backend == "torch"
+    autocast = nullcontext() if cast_weights else _autocast(dev, chosen)
 
     def kind_of(path: Path) -> str:
         return fmt or _KEPT_SUFFIXES.get(path.suffix.lower()) or "png"
@@ -412,9 +429,14 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
     if backend == "onnxruntime":
         from translate.onnx_runtime import onnx_generator_for
 
-        net = onnx_generator_for(net)  # exported and checked against the PyTorch generator first
+        from translate.zoo import cache_dir
+
+        # exported (once per generator: kept in the model cache) and checked against the PyTorch generator
+        net = onnx_generator_for(net, cache=cache_dir() / "onnx")
     else:
         net.to(dev)
+        if cast_weights:
+            net = InDtype(net, torch.bfloat16)
         if dev.type == "cuda":
             net.to(memory_format=torch.channels_last)
         if compile:

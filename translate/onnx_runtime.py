@@ -20,6 +20,7 @@ onnxscript); :func:`require_onnx` says so in one line when it is missing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -213,10 +214,45 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int | None = None, *,
     return error
 
 
+def _weights_key(net: nn.Module, opset: int | None) -> str:
+    """A digest of the net's tensors (names, shapes, values) and of the exporter and runtime versions."""
+    import onnxruntime
+
+    digest = hashlib.sha256(f"{torch.__version__}|{onnxruntime.__version__}|{opset}|{type(net).__name__}".encode())
+    for name, value in net.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:32]
+
+
 def onnx_generator_for(net: nn.Module, opset: int | None = None, *, header: dict[str, Any] | None = None,
-                       threads: int | None = None) -> OnnxGenerator:
-    """`net` exported to ONNX (in a temporary folder, removed after), checked as in :func:`export_onnx`, and
-    loaded as an :class:`OnnxGenerator` (the session holds the whole model in memory)."""
-    with tempfile.TemporaryDirectory(prefix="translate-onnx-") as folder:
-        _, runtime = _export_checked(net, Path(folder) / f"generator{SUFFIX}", opset, header, threads=threads)
+                       threads: int | None = None, cache: str | Path | None = None) -> OnnxGenerator:
+    """`net` exported to ONNX, checked as in :func:`export_onnx`, and loaded as an :class:`OnnxGenerator`
+    (the session holds the whole model in memory).
+
+    With `cache` (a folder), the export is kept there under a digest of the weights and of the torch and
+    onnxruntime versions, so the next run of the same generator skips the export (seconds for a ResNet-9);
+    a cached file is checked against `net` again before it is used, and replaced when it does not match."""
+    from translate.export import TOLERANCE
+
+    if cache is None:
+        with tempfile.TemporaryDirectory(prefix="translate-onnx-") as folder:
+            _, runtime = _export_checked(net, Path(folder) / f"generator{SUFFIX}", opset, header, threads=threads)
+        return runtime
+    require_onnx(exporter=False)
+    path = Path(cache) / f"{_weights_key(net, opset)}{SUFFIX}"
+    if path.is_file():
+        try:
+            runtime = OnnxGenerator(path, threads=threads)
+            model = _cpu_fp32(net).eval()
+            probe = _probes(model)[1]
+            with torch.no_grad():
+                error = (runtime(probe) - model(probe)).abs().max().item()
+            if error <= TOLERANCE:
+                return runtime
+        except TranslateError:
+            pass  # unreadable or wrong: exported again below
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, runtime = _export_checked(net, path, opset, header, threads=threads)
     return runtime
