@@ -148,3 +148,13 @@ def test_evaluate_a_classic_file_scores_its_one_direction(tmp_path: Path):
     assert list(scored["directions"]) == ["AtoB"]
     missing = runner.invoke(app, ["evaluate", str(tmp_path / "latest_net_G_A.pth"), "--features", "pixels"])
     assert missing.exit_code != 0 and "give it" in missing.output
+
+
+def test_a_misspelt_model_name_is_a_missing_file_with_the_close_name(tmp_path: Path):
+    with pytest.raises(CheckpointError, match="did you mean the pretrained horse2zebra"):
+        open_generator("horse2zebr")
+    model = MODELS["cyclegan"](resolve(TINY))
+    with pytest.raises(CheckpointError, match="did you mean the pretrained style_monet"):
+        load_init(model, "style_monett")
+    with pytest.raises(CheckpointError, match="translate models list"):
+        open_generator(tmp_path / "nothing.ckpt")

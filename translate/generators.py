@@ -59,6 +59,18 @@ def zoo_name(source: str | Path) -> str | None:
     return text if zoo.is_model_name(text) else None
 
 
+def not_found(source: str | Path, what: str = "checkpoint") -> CheckpointError:
+    """A missing file that may be a misspelt model name: the error says which names are close."""
+    import difflib
+
+    from translate import zoo
+
+    close = difflib.get_close_matches(Path(source).name, list(zoo.ZOO), n=3, cutoff=0.6)
+    hint = (f"; did you mean the pretrained {' or '.join(close)}?" if close
+            else " (nor a pretrained model name: translate models list)")
+    return CheckpointError(f"{what} not found: {source}{hint}")
+
+
 def pretrained_for(name: str, direction: str) -> str:
     """The zoo model for `direction` of `name`: itself for AtoB, its partner for BtoA."""
     from translate import zoo
@@ -81,7 +93,7 @@ def from_file(path: str | Path, direction: str = "AtoB", what: str = "checkpoint
     check_direction(direction)
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{what} not found: {path} (nor a pretrained model name: translate models list)")
+        raise not_found(path, what)
     if path.suffix == SUFFIX:
         net = load_exported(path, direction)
         import json

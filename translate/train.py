@@ -336,10 +336,12 @@ def load_init(model: TranslationModel, path: str | Path) -> None:
     classic CycleGAN generator file (g_ab; g_ba from its ``..._G_B.pth`` sibling when there is one). The
     discriminators of the last two start fresh."""
     from translate.checkpoint import is_translate_checkpoint, read_torch_file
-    from translate.generators import zoo_name
+    from translate.generators import not_found, zoo_name
 
     name = zoo_name(path)
     if name is None:
+        if not Path(path).exists():
+            raise not_found(path)
         checkpoint = read_torch_file(path)
         if not is_translate_checkpoint(checkpoint):
             _init_generators(model, path, classic_pair(Path(path)))

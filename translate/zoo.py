@@ -251,7 +251,8 @@ def _fetch_locked(model: Model, path: Path, mirror: str | None, progress: Progre
         download(url, staged, progress=progress, retries=retries, backoff=backoff, timeout=timeout)
     except NetworkError as exc:
         raise NetworkError(f"{exc}. Offline or server down? Download {url} by hand and put it at {path}, or use "
-                           f"a mirror: --url or {MIRROR_ENV}=https://mirror/path") from None
+                           f"a mirror: {MIRROR_ENV}=https://mirror/path (or translate models download {name} "
+                           "--url https://mirror/path)") from None
     except DiskSpaceError as exc:
         raise DiskSpaceError(f"{exc}. Free some space, or keep models on another disk: --cache DIR or "
                              f"{CACHE_ENV}=DIR") from None
