@@ -16,6 +16,8 @@ cache; the warm-up run pays that export, the timed runs load it (and check it ag
     python benchmarks/convert.py --size 512 --count 8
     python benchmarks/convert.py --count 200 --device cuda
     python benchmarks/convert.py --ngf 16 --n-blocks 6 --count 64   # a light generator: I/O matters more
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/convert.py --variants 32,bf16,onnxruntime
+        # as on a CPU without AVX-512 / AMX (bf16 emulated); onnxruntime keeps its own dispatch
 """
 
 from __future__ import annotations
@@ -83,8 +85,11 @@ def cpu_capability() -> str:
     except OSError:
         pass
     bf16 = cpu_bf16_flags()
+    limited = os.environ.get("ONEDNN_MAX_CPU_ISA")  # e.g. AVX2: oneDNN as on a CPU without AVX-512 / AMX
     return (f"{name}, torch capability {torch.backends.cpu.get_cpu_capability()}, "
-            f"native bf16: {', '.join(bf16) if bf16 else 'no (bf16 is emulated)'}, {torch.get_num_threads()} threads")
+            f"native bf16: {', '.join(bf16) if bf16 else 'no (bf16 is emulated)'}"
+            f"{f', but oneDNN limited to {limited} (ONEDNN_MAX_CPU_ISA)' if limited else ''}, "
+            f"{torch.get_num_threads()} threads")
 
 
 def main() -> None:

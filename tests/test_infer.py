@@ -481,3 +481,12 @@ def test_auto_precision_follows_the_cpus_native_bf16(monkeypatch):
     chosen, why = infer.choose_precision(torch.device("cpu"), "auto")
     assert chosen == "32" and "no native bf16" in why
     assert infer.choose_precision(torch.device("cpu"), "auto", backend="onnxruntime")[0] == "32"
+
+
+def test_forced_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatch):
+    import translate.infer as infer
+
+    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: [])
+    assert "emulated" in infer.choose_precision(torch.device("cpu"), "bf16")[1]
+    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: ["AMX BF16"])
+    assert "emulated" not in infer.choose_precision(torch.device("cpu"), "bf16")[1]

@@ -164,7 +164,7 @@ def convert(
         help="auto (bf16/fp16 autocast on CUDA; bf16 on a CPU with native bf16, AVX-512 BF16 or AMX; else fp32), "
              "32, bf16 or 16.")] = "auto",
     backend: Annotated[str, typer.Option(
-        help="torch, or onnxruntime (CPU, fp32; needs pip install 'translate[onnx]').")] = "torch",
+        help="torch, or onnxruntime (CPU, fp32; needs the optional 'onnx' extra: pip install translate\\[onnx]).")] = "torch",
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (pays off on big jobs).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4 on CUDA, 1 on CPU).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,

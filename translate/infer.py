@@ -243,7 +243,11 @@ def choose_precision(device: torch.device, precision: str = "auto", backend: str
             raise TranslateError(f"--backend onnxruntime runs in fp32; --precision {precision} needs --backend torch")
         return "32", "fp32 (onnxruntime)"
     if precision != "auto":
-        return precision, {"32": "fp32", "bf16": "bf16", "16": "fp16"}[precision] + " (--precision)"
+        why = {"32": "fp32", "bf16": "bf16", "16": "fp16"}[precision] + " (--precision)"
+        if device.type == "cpu" and precision == "bf16" and not cpu_bf16_flags():
+            why += ("; this CPU has no native bf16, so it is emulated: measured up to hundreds of times slower than "
+                    "fp32 (benchmarks/README.md)")
+        return precision, why
     if device.type == "cuda":
         return ("bf16", "bf16 autocast (auto on this GPU)") if torch.cuda.is_bf16_supported() else (
             "16", "fp16 autocast (auto: this GPU has no bf16)")
