@@ -490,3 +490,14 @@ def test_forced_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatc
     assert "emulated" in infer.choose_precision(torch.device("cpu"), "bf16")[1]
     monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: ["AMX BF16"])
     assert "emulated" not in infer.choose_precision(torch.device("cpu"), "bf16")[1]
+
+
+def test_onnxruntime_backend_without_the_extra_is_one_line_and_creates_nothing(checkpoint: Path, photos: Path,
+                                                                              tmp_path: Path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the extra were not installed
+    result = runner.invoke(app, ["convert", str(checkpoint), str(photos), str(tmp_path / "out"), "--backend",
+                                 "onnxruntime"])
+    assert result.exit_code != 0 and "pip install 'translate[onnx]'" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

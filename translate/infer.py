@@ -424,6 +424,10 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         kind = kind_of(rel)
         return rel.with_suffix(rel.suffix if _KEPT_SUFFIXES.get(rel.suffix.lower()) == kind else "." + kind)
 
+    if backend == "onnxruntime":
+        from translate.onnx_runtime import require_onnx
+
+        require_onnx(exporter=False)  # a missing extra is said before anything is planned or created
     generator = open_generator(checkpoint, direction, log=log)
     net = generator.net
     plan = plan_batch(source, output, destination, REPORT_NAME)
@@ -432,7 +436,6 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         batch_size = 8 if dev.type == "cuda" else 1
     if backend == "onnxruntime":
         from translate.onnx_runtime import onnx_generator_for
-
         from translate.zoo import cache_dir
 
         # exported (once per generator: kept in the model cache) and checked against the PyTorch generator
