@@ -137,23 +137,25 @@ def test_interpolation_ends_are_the_swaps_and_matrix_corners_are_the_donors(trai
 def test_cli_swap_interpolate_and_folder_form(trained: Path, unpaired: Path, tmp_path: Path):
     a, b = unpaired / "trainA" / "000.png", unpaired / "trainB" / "000.png"
     out = tmp_path / "out" / "swap.png"
-    result = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(b), "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    for path in (out, out.with_name("swap-removed.png")):
-        with Image.open(path) as im:
-            assert im.size == (32, 32)
-    strip = tmp_path / "strip.png"
-    assert runner.invoke(app, ["interpolate", str(trained), "--from", str(a), "--onto", str(b), "--steps", "5",
-                               "-o", str(strip)]).exit_code == 0
-    with Image.open(strip) as im:
-        assert im.size == (5 * 34 + 2, 34 + 2)
-    grid = tmp_path / "grid.png"
-    corners = [str(p) for p in sorted((unpaired / "trainA").iterdir())]
-    result = runner.invoke(app, ["interpolate", str(trained), "--corners", *corners, "--onto", str(b), "--grid", "4",
-                                 "-o", str(grid)])
-    assert result.exit_code == 0, result.output
-    with Image.open(grid) as im:
-        assert im.size == (4 * 34 + 2, 4 * 34 + 2)
+    for blend, (w, h) in (("none", (32, 32)), ("footprint", (44, 40))):  # raw: training size; blended: the input's
+        result = runner.invoke(app, ["swap", str(trained), "--from", str(a), "--onto", str(b), "-o", str(out),
+                                     "--blend", blend])
+        assert result.exit_code == 0, result.output
+        for path in (out, out.with_name("swap-removed.png")):
+            with Image.open(path) as im:
+                assert im.size == (w, h)
+        strip = tmp_path / "strip.png"
+        assert runner.invoke(app, ["interpolate", str(trained), "--from", str(a), "--onto", str(b), "--steps", "5",
+                                   "-o", str(strip), "--blend", blend]).exit_code == 0
+        with Image.open(strip) as im:
+            assert im.size == (5 * (w + 2) + 2, h + 4)
+        grid = tmp_path / "grid.png"
+        corners = [str(p) for p in sorted((unpaired / "trainA").iterdir())]
+        result = runner.invoke(app, ["interpolate", str(trained), "--corners", *corners, "--onto", str(b), "--grid",
+                                     "4", "-o", str(grid), "--blend", blend])
+        assert result.exit_code == 0, result.output
+        with Image.open(grid) as im:
+            assert im.size == (4 * (w + 2) + 2, 4 * (h + 2) + 2)
     # the folder form: every image of a folder gets the object; bad files are reported, inputs untouched
     (unpaired / "trainB" / "broken.png").write_bytes(b"\x89PNG nope")
     before = {p: p.read_bytes() for p in (unpaired / "trainB").iterdir()}
@@ -251,3 +253,66 @@ def test_resume_is_exact_and_bf16_and_ddp_train(tmp_path: Path, unpaired: Path):
     d = torch.load(runs / "ddp" / "last.ckpt", map_location="cpu", weights_only=True)
     # sharded: 2 A images per rank, 1 batch per rank per epoch, 2 batches in all: D D
     assert d["epoch"] == 2 and d["optimizer_states"][1]["state"][0]["step"] == 2
+
+
+def test_footprint_is_zero_where_the_edit_changes_nothing_so_the_input_is_kept_exactly():
+    from translate.swap import NOISE_FLOOR, blend_into, footprint
+
+    torch.manual_seed(0)
+    own = torch.rand(1, 3, 32, 32) * 2 - 1
+    original = torch.rand(1, 3, 96, 96) * 2 - 1
+    assert torch.equal(blend_into(original, own, own), original)  # no edit (strength 0 on an object-free face)
+    noisy = own + NOISE_FLOOR * 0.9 * torch.sign(torch.randn_like(own))  # decoder noise below the floor
+    assert footprint(noisy, own).max() == 0 and torch.equal(blend_into(original, noisy, own), original)
+    edited = own.clone()
+    edited[..., 4:8, 20:26] += 0.8  # an edit in one place: "glasses"
+    mask = footprint(edited, own)
+    assert mask[..., 5, 22].item() == 1.0 and mask[..., 28, 4].item() == 0.0
+    out = blend_into(original, edited, own)
+    up = torch.nn.functional.interpolate(mask, size=(96, 96), mode="bilinear", align_corners=False)
+    assert torch.equal(out[..., up[0, 0] == 0], original[..., up[0, 0] == 0])  # bit for bit outside the footprint
+    assert (up > 0).float().mean() < 0.25 and not torch.equal(out, original)
+
+
+def test_blending_keeps_full_resolution_and_blend_none_is_the_raw_output(trained: Path, tmp_path: Path):
+    from translate.swap import footprint, read_full, reconstruct, save_images, swap_files
+
+    rng = np.random.default_rng(3)
+    big = (np.kron(rng.integers(0, 256, (12, 10, 3)), np.ones((8, 8, 1)))).astype(np.uint8)  # 96 x 80, sharp
+    Image.fromarray(big).save(tmp_path / "portrait.png")
+    donor = tmp_path / "donor.png"
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(donor)
+    out = tmp_path / "blended.png"
+    swap_files(trained, donor, tmp_path / "portrait.png", out)
+    result = np.asarray(Image.open(out).convert("RGB"))
+    assert result.shape == big.shape
+    g, size = load_genegan(trained)
+    (_, donor_small), (_, target_small) = read_full(donor, size), read_full(tmp_path / "portrait.png", size)
+    gained, lost = swap(g, donor_small, target_small)
+    mask = torch.nn.functional.interpolate(footprint(gained, reconstruct(g, target_small)), size=big.shape[:2],
+                                           mode="bilinear", align_corners=False)[0, 0].numpy()
+    assert np.array_equal(result[mask == 0], big[mask == 0])  # the portrait's own pixels, at full size
+    raw = tmp_path / "raw.png"
+    swap_files(trained, donor, tmp_path / "portrait.png", raw, blend="none")
+    expected = tmp_path / "expected.png"
+    save_images(gained, expected, 1)  # the paper's decoder output, as before blending existed
+    assert raw.read_bytes() == expected.read_bytes() or np.array_equal(np.asarray(Image.open(raw)),
+                                                                       np.asarray(Image.open(expected)))
+    with pytest.raises(Exception, match="--blend must be one of"):
+        swap_files(trained, donor, tmp_path / "portrait.png", tmp_path / "x.png", blend="soft")
+
+
+def test_folder_removal_writes_every_face_and_reports_bad_files(trained: Path, faces: Path, tmp_path: Path):
+    folder = faces / "trainA"
+    (folder / "broken.png").write_bytes(b"\x89PNG nope")
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    result = runner.invoke(app, ["swap", str(trained), "--remove", "--onto", str(folder), "-o", str(tmp_path / "bare")])
+    assert result.exit_code == 3 and "broken.png" in result.output and "removed 8" in result.output
+    written = sorted(p.name for p in (tmp_path / "bare").glob("*.png"))
+    assert written == sorted(p.name for p in folder.iterdir() if p.name != "broken.png")
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before
+    inside = runner.invoke(app, ["swap", str(trained), "--remove", "--onto", str(folder), "-o", str(folder / "o")])
+    assert inside.exit_code != 0 and "inside the input folder" in inside.output
+    both = runner.invoke(app, ["swap", str(trained), "--remove", "--from", str(folder / "000.png"), "--onto",
+                               str(folder), "-o", str(tmp_path / "x")])
+    assert both.exit_code != 0 and "not both" in both.output

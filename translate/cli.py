@@ -298,8 +298,6 @@ def evaluate(
 @app.command()
 def swap(
     checkpoint: Annotated[Path, typer.Argument(help="A GeneGAN checkpoint from translate fit.", show_default=False)],
-    donor: Annotated[Path, typer.Option("--from", help="An image with the attribute (the object's donor).",
-                                        show_default=False)],
     onto: Annotated[Path, typer.Option("--onto", help="An image without it, or a folder/glob of them.",
                                        show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output image (a folder when --onto is a folder).",
@@ -307,16 +305,27 @@ def swap(
     removed: Annotated[Optional[Path], typer.Option(
         help="Where the donor without its object goes (default: OUT-removed.png; single images only).")] = None,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Folder form: keep existing outputs.")] = False,
+    donor: Annotated[Optional[Path], typer.Option(
+        "--from", help="An image with the attribute (the object's donor).", show_default=False)] = None,
+    remove: Annotated[bool, typer.Option(
+        "--remove", help="Folder form without --from: remove the attribute from every image.")] = False,
+    blend: Annotated[str, typer.Option(
+        help="footprint: change only where the edit is, keep every other pixel at the input's size; none: the "
+             "paper's raw decoder output at the training size.")] = "footprint",
 ) -> None:
-    """GeneGAN: put the donor's object (glasses, smile, ...) on an image, and remove it from the donor."""
+    """GeneGAN: put the donor's object (glasses, smile, ...) on an image, and remove it from the donor;
+    or (--remove) remove it from every image of a folder."""
     from translate import swap as genegan
 
     with user_errors():
-        if onto.is_dir() or (not onto.exists() and any(ch in str(onto) for ch in "*?[")):
-            result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing)
-            _finish_batch("swapped", result, out / genegan.REPORT_NAME)
+        if remove == (donor is not None):
+            raise TranslateError("give either --from DONOR (swap) or --remove (remove the attribute), not both")
+        folder = onto.is_dir() or (not onto.exists() and any(ch in str(onto) for ch in "*?["))
+        if folder or remove:
+            result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing, blend=blend)
+            _finish_batch("removed" if remove else "swapped", result, out / genegan.REPORT_NAME)
             return
-        gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed)
+        gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed, blend=blend)
     typer.echo(f"with the object: {gained}\nwithout it:      {lost}")
 
 
@@ -330,13 +339,17 @@ def interpolate(
     corners: Annotated[Optional[tuple[Path, Path, Path, Path]], typer.Option(
         help="Grid: four donors (top-left, top-right, bottom-left, bottom-right).")] = None,
     grid: Annotated[int, typer.Option(help="Grid: N x N cells.")] = 5,
+    blend: Annotated[str, typer.Option(
+        help="footprint (each cell changes only where its edit is, at the input's size) or none (raw decoder "
+             "output).")] = "footprint",
 ) -> None:
     """GeneGAN: the object at increasing strength (--from, a strip) or bilinear mixes of four objects
     (--corners, a grid), on one image."""
     from translate import swap as genegan
 
     with user_errors():
-        path = genegan.interpolate_files(checkpoint, onto, out, donor=donor, steps=steps, corners=corners, grid=grid)
+        path = genegan.interpolate_files(checkpoint, onto, out, donor=donor, steps=steps, corners=corners, grid=grid,
+                                         blend=blend)
     typer.echo(f"wrote {path}")
 
 

@@ -7,8 +7,14 @@ With (A, u) = split(donor) and (B, e) = split(target) (see models/genegan.py):
 - matrix: over four donors u1..u4 (top-left, top-right, bottom-left, bottom-right), cell (i, j) of an
   m x n grid is join(B, sum_k w_k u_k) with bilinear weights [(1-r)(1-c), (1-r)c, r(1-c), rc],
   r = i/(m-1), c = j/(n-1), as in the authors' test.py.
-Images are resized to the checkpoint's training size (square, as GeneGAN trains on aligned crops) and
-written at that size. Batch form: one donor's object onto every image of a folder, with the safety of
+Images are resized to the checkpoint's training size (square, as GeneGAN trains on aligned crops) for the
+nets. With ``blend="footprint"`` (the default) only the edit is taken from the decoder: its footprint is
+|decode(edited codes) - decode(own codes)|, at most over the channels; differences below ``NOISE_FLOOR``
+count as none, ``FULL`` and above take the edit whole, linear between. The footprint is dilated by
+``DILATE`` and feathered by a box filter of ``FEATHER`` (both as fractions of the training size), then the
+mask and the decoded image are resized (bilinear) to the input's own size and blended into the original
+there: outside the footprint every pixel is the input's, at its full resolution, and the output has the
+input's size. ``blend="none"`` is the paper's raw decoder output at the training size. Batch form: one donor's object onto every image of a folder, with the safety of
 ``translate convert`` (the same plan: no output on an input or inside the input tree, colliding names
 kept apart, atomic writes, every input accounted for in the report). No output of any form may be one of
 the inputs (data/files.py ``guard_outputs``).
@@ -20,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
@@ -31,6 +38,47 @@ from translate.errors import CheckpointError, DataError, TranslateError
 from translate.infer import ConvertReport
 
 REPORT_NAME = "swap-report.json"
+BLENDS = ("footprint", "none")
+NOISE_FLOOR = 0.03  # |edited - own| (in [-1, 1]) below this is decoder noise: about 4 levels out of 255
+FULL = 0.15  # from this difference on (about 19 levels) the edit is taken whole
+DILATE = 1 / 16  # of the training size: 4 px at 64 px, so the edit's soft edges are inside the mask
+FEATHER = 1 / 16  # box-filter radius, same unit: the blend fades in over about as many pixels
+
+
+def check_blend(blend: str) -> None:
+    if blend not in BLENDS:
+        raise TranslateError(f"--blend must be one of {', '.join(BLENDS)}, got '{blend}'")
+
+
+def footprint(edited: Tensor, own: Tensor) -> Tensor:
+    """[N,1,h,w] in [0, 1]: where `edited` [N,3,h,w] differs from `own` [1 or N,3,h,w], dilated and feathered;
+    exactly 0 wherever no difference above the noise floor lies within the dilation and feather radius."""
+    size = edited.shape[-1]
+    dilate, feather = max(1, round(size * DILATE)), max(1, round(size * FEATHER))
+    diff = (edited - own).abs().amax(dim=1, keepdim=True)
+    mask = ((diff - NOISE_FLOOR) / (FULL - NOISE_FLOOR)).clamp(0, 1)
+    mask = F.max_pool2d(mask, 2 * dilate + 1, stride=1, padding=dilate)
+    return F.avg_pool2d(mask, 2 * feather + 1, stride=1, padding=feather, count_include_pad=False)
+
+
+def blend_into(original: Tensor, edited: Tensor, own: Tensor) -> Tensor:
+    """[N,3,H,W]: `original` [1,3,H,W] (full size, [-1, 1]) with `edited` [N,3,h,w] (decoded at the training
+    size) blended in through the footprint of the edit against `own` (the decoder's reconstruction)."""
+    height, width = original.shape[-2:]
+
+    def up(t: Tensor) -> Tensor:
+        return t if t.shape[-2:] == (height, width) else F.interpolate(t, size=(height, width), mode="bilinear",
+                                                                      align_corners=False)
+
+    mask = up(footprint(edited, own)).clamp(0, 1)
+    return torch.where(mask > 0, original * (1 - mask) + up(edited).clamp(-1, 1) * mask, original)
+
+
+def read_full(path: str | Path, size: int) -> tuple[Tensor, Tensor]:
+    """(the image at its own size [1,3,H,W], and resized for the nets [1,3,size,size]), both in [-1, 1]."""
+    image = read_image(path)
+    small = eval_transform(size)(image=image)["image"]
+    return to_model_range(to_tensor(image)[None]), to_model_range(to_tensor(small)[None])
 
 
 def load_genegan(checkpoint: str | Path) -> tuple[nn.Module, int]:
@@ -97,43 +145,61 @@ def save_images(images: Tensor, path: str | Path, nrow: int) -> Path:
     return path
 
 
+@torch.no_grad()
+def reconstruct(g: nn.Module, face: Tensor) -> Tensor:
+    """The decoder's own output for `face`: join(split(face)), what an edit is measured against."""
+    return g.join(*g.split(face))
+
+
 def swap_files(checkpoint: str | Path, donor: str | Path, target: str | Path, out: str | Path,
-               removed: str | Path | None = None) -> tuple[Path, Path]:
+               removed: str | Path | None = None, blend: str = "footprint") -> tuple[Path, Path]:
     """One pair: writes the target with the donor's object to `out` and the donor without it to `removed`
     (default: `out` with ``-removed`` before the suffix)."""
+    check_blend(blend)
     out = Path(out)
     removed = Path(removed) if removed else out.with_name(f"{out.stem}-removed{out.suffix or '.png'}")
     guard_outputs([out, removed], [donor, target])
     if out.resolve() == removed.resolve():
         raise TranslateError(f"--out and --removed are the same file ({out}); give two paths")
     g, size = load_genegan(checkpoint)
-    gained, lost = swap(g, read_face(donor, size), read_face(target, size))
+    (donor_full, donor_small), (target_full, target_small) = read_full(donor, size), read_full(target, size)
+    gained, lost = swap(g, donor_small, target_small)
+    if blend == "footprint":
+        gained = blend_into(target_full, gained, reconstruct(g, target_small))
+        lost = blend_into(donor_full, lost, reconstruct(g, donor_small))
     return save_images(gained, out, 1), save_images(lost, removed, 1)
 
 
-def swap_folder(checkpoint: str | Path, donor: str | Path, source: str | Path, output: str | Path,
-                skip_existing: bool = False) -> ConvertReport:
-    """The donor's object onto every image of `source` (folder, glob or file), mirrored into `output`."""
+def swap_folder(checkpoint: str | Path, donor: str | Path | None, source: str | Path, output: str | Path,
+                skip_existing: bool = False, blend: str = "footprint") -> ConvertReport:
+    """The donor's object onto every image of `source` (folder, glob or file), mirrored into `output`;
+    without a donor (``--remove``), every image loses its object instead."""
+    check_blend(blend)
     started = time.perf_counter()
     g, size = load_genegan(checkpoint)
     plan = plan_batch(source, output, lambda rel: rel.with_suffix(".png"), REPORT_NAME)
-    guard_outputs(plan.destinations.values(), [donor])
-    with torch.no_grad():
-        _, obj = g.split(read_face(donor, size))  # the donor is encoded once for the whole folder
+    guard_outputs(plan.destinations.values(), [donor] if donor is not None else [])
+    obj = None
+    if donor is not None:
+        with torch.no_grad():
+            _, obj = g.split(read_face(donor, size))  # the donor is encoded once for the whole folder
     report = ConvertReport(failed=dict(plan.failed), ignored=dict(plan.inputs.skipped))
     for path, dst in plan.destinations.items():
         if skip_existing and dst.exists():
             report.skipped_existing.append(str(path))
             continue
         try:
-            face = read_face(path, size)
+            full, face = read_full(path, size)
         except DataError as err:
             report.failed[str(path)] = err.why
             continue
         with torch.no_grad():
-            bg, _ = g.split(face)
+            bg, own_obj = g.split(face)
+            edited = g.join(bg, obj if obj is not None else torch.zeros_like(own_obj))
+            if blend == "footprint":
+                edited = blend_into(full, edited, g.join(bg, own_obj))
             try:
-                save_images(g.join(bg, obj), dst, 1)
+                save_images(edited, dst, 1)
             except OSError as exc:
                 report.failed[str(path)] = f"cannot write {dst}: {exc.strerror or exc}"
                 continue
@@ -145,9 +211,12 @@ def swap_folder(checkpoint: str | Path, donor: str | Path, source: str | Path, o
 
 
 def interpolate_files(checkpoint: str | Path, onto: str | Path, out: str | Path, donor: str | Path | None = None,
-                      steps: int = 8, corners: tuple[str | Path, ...] | None = None, grid: int = 5) -> Path:
+                      steps: int = 8, corners: tuple[str | Path, ...] | None = None, grid: int = 5,
+                      blend: str = "footprint") -> Path:
     """A strip (`donor`, `steps` strengths from 0 to 1) or a `grid` x `grid` bilinear mix of four `corners`
-    on the image `onto`, written to `out` (never over one of the inputs)."""
+    on the image `onto`, written to `out` (never over one of the inputs). With footprint blending each cell
+    is blended into `onto` at its own size through that cell's own footprint."""
+    check_blend(blend)
     if (donor is None) == (corners is None):
         raise TranslateError("give either --from DONOR (a strip) or --corners A1 A2 A3 A4 (a grid)")
     if donor is not None and steps < 2:
@@ -156,9 +225,11 @@ def interpolate_files(checkpoint: str | Path, onto: str | Path, out: str | Path,
         raise TranslateError(f"--grid must be at least 2, got {grid}")
     guard_outputs([out], [onto, *([donor] if donor is not None else corners)])
     g, size = load_genegan(checkpoint)
-    target = read_face(onto, size)
+    full, target = read_full(onto, size)
     if donor is not None:
-        images = interpolate(g, read_face(donor, size), target, [i / (steps - 1) for i in range(steps)])
-        return save_images(images, out, nrow=steps)
-    faces = torch.cat([read_face(p, size) for p in corners])
-    return save_images(matrix(g, faces, target, grid, grid), out, nrow=grid)
+        images, nrow = interpolate(g, read_face(donor, size), target, [i / (steps - 1) for i in range(steps)]), steps
+    else:
+        images, nrow = matrix(g, torch.cat([read_face(p, size) for p in corners]), target, grid, grid), grid
+    if blend == "footprint":
+        images = blend_into(full, images, reconstruct(g, target))  # per cell: each its own footprint
+    return save_images(images, out, nrow=nrow)
