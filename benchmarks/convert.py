@@ -74,7 +74,7 @@ def classic_loop(weights: Path, kwargs: dict, files: list[Path], out: Path, size
 
 def cpu_capability() -> str:
     """The CPU's name and the vector features that decide fp32 vs bf16 speed."""
-    from translate.infer import cpu_bf16_flags
+    from translate.precision import cpu_bf16_flags
 
     name = "CPU"
     try:

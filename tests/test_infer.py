@@ -452,7 +452,8 @@ def test_export_never_writes_over_its_checkpoint(checkpoint: Path, tmp_path: Pat
 
 
 def test_bf16_on_a_cpu_runs_bf16_weights_that_give_autocasts_output(checkpoint: Path, photos: Path, tmp_path: Path):
-    from translate.infer import InDtype, _forward_padded, choose_precision
+    from translate.infer import _forward_padded
+    from translate.precision import InDtype, choose_precision
 
     assert choose_precision(torch.device("cpu"), "32")[0] == "32"
     assert choose_precision(torch.device("cpu"), "bf16")[0] == "bf16"
@@ -472,24 +473,24 @@ def test_bf16_on_a_cpu_runs_bf16_weights_that_give_autocasts_output(checkpoint: 
 
 
 def test_auto_precision_follows_the_cpus_native_bf16(monkeypatch):
-    import translate.infer as infer
+    import translate.precision as precision
 
-    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: ["AVX-512 BF16"])
-    chosen, why = infer.choose_precision(torch.device("cpu"), "auto")
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ["AVX-512 BF16"])
+    chosen, why = precision.choose_precision(torch.device("cpu"), "auto")
     assert chosen == "bf16" and "AVX-512 BF16" in why
-    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: [])
-    chosen, why = infer.choose_precision(torch.device("cpu"), "auto")
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: [])
+    chosen, why = precision.choose_precision(torch.device("cpu"), "auto")
     assert chosen == "32" and "no native bf16" in why
-    assert infer.choose_precision(torch.device("cpu"), "auto", backend="onnxruntime")[0] == "32"
+    assert precision.choose_precision(torch.device("cpu"), "auto", backend="onnxruntime")[0] == "32"
 
 
 def test_forced_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatch):
-    import translate.infer as infer
+    import translate.precision as precision
 
-    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: [])
-    assert "emulated" in infer.choose_precision(torch.device("cpu"), "bf16")[1]
-    monkeypatch.setattr(infer, "cpu_bf16_flags", lambda: ["AMX BF16"])
-    assert "emulated" not in infer.choose_precision(torch.device("cpu"), "bf16")[1]
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: [])
+    assert "emulated" in precision.choose_precision(torch.device("cpu"), "bf16")[1]
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ["AMX BF16"])
+    assert "emulated" not in precision.choose_precision(torch.device("cpu"), "bf16")[1]
 
 
 def test_onnxruntime_backend_without_the_extra_is_one_line_and_creates_nothing(checkpoint: Path, photos: Path,

@@ -185,10 +185,10 @@ def check_block(checkpoint: Any, expect_model: str | None = None, path: str | Pa
     names to tensors; anything else is a :class:`CheckpointError` naming what is wrong."""
     block = checkpoint.get("translate") if isinstance(checkpoint, dict) else None
     if not isinstance(block, dict) or "model" not in block:
-        bare = isinstance(checkpoint, dict) and checkpoint and "translate" not in checkpoint and all(
-            isinstance(v, torch.Tensor) for v in checkpoint.values())
+        from translate.upstream import is_state_dict
+
         hint = ("; it is a bare state dict (a classic CycleGAN generator file?), which convert, export, evaluate "
-                "and fit --init take" if bare else "")
+                "and fit --init take" if is_state_dict(checkpoint) else "")
         raise CheckpointError(f"{path}: not a translate checkpoint (no 'translate' block){hint}")
     version = block.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:

@@ -90,7 +90,8 @@ def load_eval_data(data_cfg: Any, seed: int, size: int, max_images: int = 0) -> 
 @torch.no_grad()
 def translate_images(net: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
     """uint8 [N,3,H,W] -> translated uint8 [N,3,H,W] on the CPU, with `net` on its own device."""
-    from translate.infer import autocast_for, translate_tensor
+    from translate.infer import translate_tensor
+    from translate.precision import autocast_for
 
     device = next(net.parameters()).device
     out = []
@@ -192,7 +193,7 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
     one is left out of "both"."""
     from translate import zoo
     from translate.checkpoint import check_block, is_translate_checkpoint, read_torch_file
-    from translate.generators import from_file, open_generator
+    from translate.generators import from_export, from_file
 
     both = len(directions) > 1
     name = zoo_name(checkpoint)
@@ -205,9 +206,10 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
             raise TranslateError(f"the pretrained {name} translates one way only ({entry.direction}): "
                                  f"evaluate it with --direction {own}")
         chosen = {d: model for d, model in chosen.items() if model is not None}
-        paths = [zoo.fetch(model) for model in chosen.values()]  # downloaded before any scoring
-        nets = {d: (lambda model=model: open_generator(model).net) for d, model in chosen.items()}
-        return "cyclegan", nets, DataConfig(dataset=entry.dataset or ""), Config().train.seed, tuple(chosen), paths
+        paths = {d: zoo.fetch(model) for d, model in chosen.items()}  # downloaded (and checked) before scoring
+        nets = {d: (lambda path=path: from_file(path).net) for d, path in paths.items()}
+        return ("cyclegan", nets, DataConfig(dataset=entry.dataset or ""), Config().train.seed, tuple(chosen),
+                list(paths.values()))
     path = Path(checkpoint)
     loaded = None if path.suffix == EXPORT_SUFFIX else read_torch_file(path)
     if is_translate_checkpoint(loaded):
@@ -216,23 +218,10 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
         cfg = from_dict(block["config"])
         nets = {d: (lambda attr=attr: load_net(loaded, attr, path=path)) for d, attr in attrs.items()}
         return block["model"], nets, cfg.data, cfg.train.seed, directions, [path]
-    own = "AtoB"
-    if loaded is None:  # an export knows its direction
-        own = _exported_direction(path) or "AtoB"
-    chosen = (own,) if both else directions
-    found = from_file(path, own if loaded is None else "AtoB")
+    found = from_export(path) if loaded is None else from_file(path)  # an export knows its direction
+    chosen = (found.direction,) if both else directions
     return (found.model, {chosen[0]: lambda: found.net}, DataConfig(dataset=""), Config().train.seed, chosen,
             [path])
-
-
-def _exported_direction(path: Path) -> str | None:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return json.loads((handle.metadata() or {})["translate"]).get("direction")
-    except (SafetensorError, OSError, KeyError, ValueError, TypeError):
-        return None  # from_file says what is wrong with it
 
 
 def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tuple[str, ...] = ("AtoB", "BtoA"),

@@ -62,7 +62,12 @@ def net_attr(block: dict[str, Any], direction: str) -> str:
 
 
 def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
-    """Rebuild the generator of a ``.safetensors`` export (no code is executed while loading).
+    """Rebuild the generator of a ``.safetensors`` export (no code is executed while loading)."""
+    return read_exported(path, direction)[0]
+
+
+def read_exported(path: str | Path, direction: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """(the generator, its ``translate`` header) of a ``.safetensors`` export, from one read of the file.
 
     The JSON header is checked before anything is built: an integer ``format_version`` this translate
     supports, a known generator architecture, and keyword arguments its constructor takes (plain values);
@@ -109,7 +114,7 @@ def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
         net.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not match '{arch}': {str(exc).splitlines()[0]}") from None
-    return net.eval()
+    return net.eval(), info
 
 
 def _probe(net: nn.Module, batch: int, extra: int) -> torch.Tensor:

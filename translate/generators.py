@@ -36,6 +36,7 @@ class Generator:
     path: Path  # the file the weights came from
     origin: str  # "checkpoint" | "export" | "classic" | "pretrained"
     name: str | None = None  # the pretrained model's name
+    direction: str = "AtoB"  # the way it translates (an export says; otherwise the one asked for)
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -87,7 +88,7 @@ def pretrained_for(name: str, direction: str) -> str:
 def from_file(path: str | Path, direction: str = "AtoB", what: str = "checkpoint") -> Generator:
     """A generator from a file: an export, a translate checkpoint or a classic state dict."""
     from translate.checkpoint import check_block, is_translate_checkpoint, load_net, read_torch_file
-    from translate.export import SUFFIX, check_direction, load_exported, net_attr
+    from translate.export import SUFFIX, check_direction, net_attr
     from translate.upstream import is_state_dict, load_state
 
     check_direction(direction)
@@ -95,21 +96,14 @@ def from_file(path: str | Path, direction: str = "AtoB", what: str = "checkpoint
     if not path.exists():
         raise not_found(path, what)
     if path.suffix == SUFFIX:
-        net = load_exported(path, direction)
-        import json
-
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            info = json.loads((handle.metadata() or {})["translate"])
-        return Generator(net, info["arch"], info["kwargs"], info.get("model", "cyclegan"), path, "export")
+        return from_export(path, direction)
     loaded = read_torch_file(path)
     if is_translate_checkpoint(loaded):
         block = check_block(loaded, path=path)
         attr = net_attr(block, direction)
         spec = block["nets"][attr]
         return Generator(load_net(loaded, attr, path=path), spec["arch"], spec["kwargs"], block["model"], path,
-                         "checkpoint")
+                         "checkpoint", direction=direction)
     if is_state_dict(loaded):
         if direction != "AtoB":
             raise CheckpointError(f"{path} is a classic CycleGAN generator file, which translates one way only: "
@@ -119,6 +113,15 @@ def from_file(path: str | Path, direction: str = "AtoB", what: str = "checkpoint
                  "loader does)"] if layout.dropped else []
         return Generator(net, layout.arch, layout.kwargs, "cyclegan", path, "classic", notes=notes)
     raise CheckpointError(f"{path}: neither a translate checkpoint nor a generator's state dict")
+
+
+def from_export(path: str | Path, direction: str | None = None) -> Generator:
+    """The generator of a ``.safetensors`` export; `direction` None takes whichever it holds."""
+    from translate.export import read_exported
+
+    net, info = read_exported(path, direction)
+    return Generator(net, info["arch"], info["kwargs"], info.get("model", "cyclegan"), Path(path), "export",
+                     direction=info.get("direction") or direction or "AtoB")
 
 
 def open_generator(source: str | Path, direction: str = "AtoB", log: Log | None = None,

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import difflib
 import fcntl
-import hashlib
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from translate.data.download import DiskSpaceError, DownloadError, NetworkError, Progress, archive_problem, download
+from translate.data.download import (DiskSpaceError, DownloadError, NetworkError, Progress, archive_problem,
+                                     download, file_sha256)
 from translate.errors import TranslateError
 
 MIRROR_ENV = "TRANSLATE_MODELS_URL"
@@ -48,7 +48,6 @@ CACHE_ENV = "TRANSLATE_MODELS_DIR"
 SERVER = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 ARCH = "resnet_9blocks, ngf 64"
 TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save: a zip archive (torch >= 1.6) or a bare pickle (older)
-CHUNK = 1 << 20
 
 _logger = logging.getLogger(__name__)
 
@@ -161,14 +160,6 @@ def forget(name: str, cache: str | Path | None = None) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_record(record: Path, name: str) -> str | None:
     try:
         text = record.read_text(encoding="ascii").strip().lower()
@@ -228,7 +219,7 @@ def _fetch_locked(model: Model, path: Path, mirror: str | None, progress: Progre
     record = _record_path(path)
     recorded = _read_record(record, name)
     if path.is_file() and not force:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if recorded is None:
             why = _not_weights(path)
             if why:
@@ -261,7 +252,7 @@ def _fetch_locked(model: Model, path: Path, mirror: str | None, progress: Progre
         staged.unlink()
         raise DownloadError(f"{url} sent {why}; deleted it. A wrong mirror, a proxy or login page, or a server "
                             f"error: check the address, or use another mirror (--url or {MIRROR_ENV})")
-    digest = _sha256(staged)
+    digest = file_sha256(staged)
     if recorded is not None and digest != recorded:
         changed = path.with_name(path.name + ".changed")
         os.replace(staged, changed)

@@ -72,7 +72,7 @@ class _Deadline(Exception):
 Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -188,7 +188,7 @@ def download(url: str, dest: str | Path, size: int | None = None, sha256: str | 
     if size is not None and got != size:
         part.unlink()
         raise DownloadError(f"{url}: expected {size} bytes, got {got}; the download was deleted, try again")
-    if sha256 is not None and _sha256(part) != sha256.lower():
+    if sha256 is not None and file_sha256(part) != sha256.lower():
         part.unlink()
         raise DownloadError(f"{url}: sha256 mismatch (corrupt or tampered download); it was deleted. "
                             "Try again or use another mirror (--url)")
