@@ -259,3 +259,40 @@ def test_malformed_generator_file_is_a_checkpoint_error(tmp_path: Path, changes,
     path = _export_file(tmp_path / "bad.safetensors", **changes)
     with pytest.raises(CheckpointError, match=match):
         load_exported(path)
+
+
+OLD = Path(__file__).parent / "fixtures" / "resume_v1"
+
+
+def test_a_checkpoint_from_before_the_new_layout_resumes_bit_exact(unpaired: Path, tmp_path: Path):
+    """epoch1.ckpt was written by the code before the one-way architecture (its config holds sentinels such
+    as pool_size -1 and n_critic 0, and keys of all three models); today's code resumes it for one more
+    epoch and must land on the very weights, pools and optimizer state the old code reached
+    (tests/fixtures/make_resume_v1.py)."""
+    import shutil
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from conftest import TINY
+    from translate.cli import app
+
+    cfg = {**TINY, "data": {**TINY["data"], "dataset": str(unpaired)},
+           "train": {**TINY["train"], "out_dir": str(tmp_path / "runs")}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "runs" / "old").mkdir(parents=True)
+    shutil.copy(OLD / "epoch1.ckpt", tmp_path / "runs" / "old" / "last.ckpt")
+    result = CliRunner().invoke(app, ["fit", str(tmp_path / "tiny.yaml"), "--name", "old", "--max-epochs", "2",
+                                      "--resume"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    now = torch.load(tmp_path / "runs" / "old" / "last.ckpt", map_location="cpu", weights_only=True)
+    then = torch.load(OLD / "epoch2.pt", map_location="cpu", weights_only=True)
+    assert now["global_step"] == then["global_step"] == 16
+    assert now["state_dict"].keys() == then["state_dict"].keys()
+    for key, value in then["state_dict"].items():
+        assert torch.equal(now["state_dict"][key], value), key
+    for pool in ("pool_a", "pool_b"):
+        assert torch.equal(now["translate"]["state"][pool]["images"], then["pools"][pool]["images"])
+    for ours, theirs in zip(now["optimizer_states"], then["optimizer_states"]):
+        for index, state in theirs["state"].items():
+            assert torch.equal(ours["state"][index]["exp_avg"], state["exp_avg"])
