@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from translate.recipes.objectives import OBJECTIVES
 from translate.losses import ADVERSARIAL, build_adversarial, gradient_penalty
 
 
@@ -102,13 +103,14 @@ def train_ring(objective: str, steps: int = 3000, batch: int = 200, seed: int = 
     """Modes covered, high-quality share and whether every loss stayed finite, after `steps` G updates' budget."""
     torch.manual_seed(seed)
     loss = build_adversarial(objective)
+    needs = OBJECTIVES[objective]  # what the recipe gives this objective (spectral norm, optimizer, cadence)
     gen, disc = mlp(2), mlp(2)
     gen[-1] = nn.Linear(128, 2)
-    if loss.needs_spectral_norm:
+    if needs.spectral_norm:
         for i, layer in enumerate(disc):
             if isinstance(layer, nn.Linear):
                 disc[i] = nn.utils.parametrizations.spectral_norm(layer)
-    if loss.optimizer == "rmsprop":
+    if needs.optimizer == "rmsprop":
         opt_g, opt_d = (torch.optim.RMSprop(p, 5e-5) for p in (gen.parameters(), disc.parameters()))
     else:
         opt_g, opt_d = (torch.optim.Adam(p, 2e-4, betas=(0.5, 0.999)) for p in (gen.parameters(), disc.parameters()))
@@ -120,7 +122,7 @@ def train_ring(objective: str, steps: int = 3000, batch: int = 200, seed: int = 
         d_loss.backward()
         opt_d.step()
         loss.after_discriminator_step([disc])
-        if step % loss.default_n_critic == 0:
+        if step % needs.n_critic == 0:
             g_loss = loss.generator_loss(disc(gen(torch.randn(batch, 2))))
             opt_g.zero_grad()
             g_loss.backward()

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from translate.config import resolve
-from translate.models import MODELS
+from translate.models import build_model
 from translate.nets import PatchDiscriminator, ResnetGenerator, init_weights
 
 
@@ -129,7 +129,7 @@ def translate_steps(size: int, steps: int, device: torch.device, precision: str)
     torch.manual_seed(0)
     cfg = resolve({"data": {"crop_size": size, "load_size": size, "batch_size": 1}},
                   flags={"train.precision": precision})
-    model = MODELS["cyclegan"](cfg)
+    model = build_model(cfg)
     timer = StepTimer()
     trainer = pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=-1, max_epochs=1,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,

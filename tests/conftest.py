@@ -23,6 +23,17 @@ TINY = {
 }
 
 
+# TINY's model section is CycleGAN's (its nets' arguments); the other models take other arguments.
+TINY_MODEL = {"cyclegan": TINY["model"],
+              "discogan": {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}},
+              "genegan": {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}}}
+
+
+def tiny(name: str = "cyclegan") -> dict:
+    """TINY for model `name`: its own tiny nets, TINY's data, optim and train sections."""
+    return {**TINY, "model": {"name": name, **TINY_MODEL[name]}}
+
+
 def make_domain(folder: Path, n: int, seed: int, size: int = 40) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -138,7 +138,7 @@ def test_edge_values_that_work_are_accepted(setting):
 def test_n_layers_rule_matches_the_patch_discriminator_it_guards():
     import torch
 
-    from translate.config import patch_output_side
+    from translate.recipes.archs import patch_output_side
     from translate.nets import PatchDiscriminator
 
     for crop in (8, 12, 16, 20, 24, 32, 48, 64, 256):

@@ -15,7 +15,7 @@ from translate.cli import app
 from translate.config import merge, resolve
 from translate.data.unpaired import split_holdout
 from translate.errors import CheckpointError
-from translate.models import MODELS
+from translate.models import build_model
 from translate.train import load_init
 
 runner = CliRunner()
@@ -68,7 +68,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_checks_the_architecture(tiny_conf
     assert base.exit_code == 0, base.output
     ckpt = tmp_path / "runs" / "base" / "last.ckpt"
     cfg = resolve(merge(TINY, {"train": {"seed": 123}}))
-    model = MODELS["cyclegan"](cfg)
+    model = build_model(cfg)
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     assert not all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     load_init(model, ckpt)
@@ -84,7 +84,7 @@ def test_init_fine_tunes_from_a_checkpoint_and_checks_the_architecture(tiny_conf
                                 "--set", "model.generator.ngf=8"])
     assert wrong.exit_code != 0 and "architecture must match" in wrong.output
     with pytest.raises(CheckpointError, match="cannot initialise a discogan"):
-        load_init(MODELS["discogan"](resolve({"model": {"name": "discogan", "generator": {"ngf": 4},
+        load_init(build_model(resolve({"model": {"name": "discogan", "generator": {"ngf": 4},
                                                         "discriminator": {"ndf": 4}}})), ckpt)
 
 

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from conftest import make_domain
-from translate.data.datamodule import UnpairedDataModule, load_samples, resolve_dataset
+from translate.data.datamodule import UnpairedDataModule, load_samples
+from translate.data.names import resolve_dataset
 from translate.data.transforms import eval_transform, reseed, to_model_range, to_uint8, train_transform
 from translate.data.unpaired import UnpairedDataset, UnpairedSampler
 from translate.config import DataConfig

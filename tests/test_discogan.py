@@ -10,13 +10,13 @@ import yaml
 from torch import nn
 from typer.testing import CliRunner
 
-from conftest import TINY
+from conftest import tiny as tiny_dict
 from test_models import _Step, batch_of
 from translate.cli import app
 from translate.config import merge, resolve
 from translate.errors import ConfigError
 from translate.losses import ADVERSARIAL
-from translate.models import MODELS
+from translate.models import build_model
 from translate.nets import DiscoDiscriminator, DiscoGenerator
 
 runner = CliRunner()
@@ -78,10 +78,9 @@ def test_recipe_resolves_from_any_preset_and_back():
 
 def tiny(objective: str = "vanilla", **losses) -> nn.Module:
     torch.manual_seed(0)
-    cfg = resolve(merge(TINY, {"model": {"name": "discogan", "pool_size": -1},
-                               "data": {"load_size": 64, "crop_size": 64, "batch_size": 2},
+    cfg = resolve(merge(tiny_dict("discogan"), {"data": {"load_size": 64, "crop_size": 64, "batch_size": 2},
                                "losses": {"adversarial": objective, **losses}}))
-    return MODELS["discogan"](cfg)
+    return build_model(cfg)
 
 
 @pytest.mark.parametrize("iteration, rate", [(0, 0.01), (9_999, 0.01), (10_000, 0.5), (123_456, 0.5)])

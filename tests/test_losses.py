@@ -139,11 +139,22 @@ def test_weight_clipping_bounds_every_critic_parameter():
     assert all(p.abs().max() <= 0.01 for p in disc.parameters())
 
 
-def test_objectives_declare_what_the_recipe_needs():
-    assert build_adversarial("hinge").needs_spectral_norm
-    assert build_adversarial("wgan-gp").default_pool_size == 0 and build_adversarial("wgan-gp").default_n_critic == 5
-    assert build_adversarial("wgan-clip").optimizer == "rmsprop"
-    assert build_adversarial("lsgan").default_pool_size == 50 and build_adversarial("lsgan").default_n_critic == 1
+def test_the_torch_free_objective_table_is_the_loss_registry():
+    """recipes/objectives.py says, without torch, what each objective asks of a recipe; it must name exactly
+    the registered losses, with the settings their constructors take."""
+    import inspect
+
+    from translate.losses import RECONSTRUCTION
+    from translate.recipes.objectives import OBJECTIVES, RECONSTRUCTIONS
+
+    assert set(OBJECTIVES) == set(ADVERSARIAL) and set(RECONSTRUCTIONS) == set(RECONSTRUCTION)
+    for name, needs in OBJECTIVES.items():
+        params = inspect.signature(ADVERSARIAL[name].__init__).parameters.values()
+        takes = [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        assert sorted(takes) == sorted(needs.settings), name
+    assert OBJECTIVES["hinge"].spectral_norm and OBJECTIVES["wgan-clip"].optimizer == "rmsprop"
+    assert (OBJECTIVES["wgan-gp"].pool_size, OBJECTIVES["wgan-gp"].n_critic) == (0, 5)
+    assert (OBJECTIVES["lsgan"].pool_size, OBJECTIVES["lsgan"].n_critic) == (50, 1)
 
 
 def test_feature_matching_matches_batch_means():

@@ -4,10 +4,12 @@ import pytest
 import torch
 from pytorch_lightning import Trainer
 
-from conftest import TINY
+from conftest import TINY, tiny
 from translate.config import from_dict, merge, resolve
-from translate.models import MODELS
-from translate.models.base import linear_decay, run_batched
+from translate.models import build_model
+from translate.recipes import RECIPES
+from translate.callbacks import linear_decay
+from translate.models.base import run_batched
 from translate.models.image_pool import ImagePool
 from translate.nets import ResnetGenerator
 
@@ -65,14 +67,13 @@ def test_run_batched_equals_separate_calls_and_falls_back_for_batch_norm():
 # What each model needs beyond TINY: DiscoGAN's discriminator works at 64 px and has batch norm.
 TINY_FOR = {"discogan": {"data": {"load_size": 64, "crop_size": 64, "batch_size": 2}},
             # no critic burst, so three batches are D, G, D; widths that the genegan nets take
-            "genegan": {"model": {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}},
-                        "losses": {"critic_burst": 0}, "data": {"load_size": 32, "batch_size": 2}}}
+            "genegan": {"losses": {"critic_burst": 0}, "data": {"load_size": 32, "batch_size": 2}}}
 
 
 def tiny_model(name: str):
     """The model's recipe (config.resolve) with TINY's widths and sizes."""
     torch.manual_seed(0)
-    return MODELS[name](resolve(merge(merge(TINY, {"model": {"name": name}}), TINY_FOR.get(name, {}))))
+    return build_model(resolve(merge(tiny(name), TINY_FOR.get(name, {}))))
 
 
 def batch_of(n: int = 1, size: int = 32) -> dict[str, torch.Tensor]:
@@ -98,7 +99,7 @@ class _Step:
         self.model.training_step(batch, 0)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(RECIPES))
 class TestModelContract:
     def test_three_steps_change_every_generator_and_discriminator(self, name):
         model = tiny_model(name)  # three batches: one whole cycle of DiscoGAN's D, G, G alternation
@@ -145,7 +146,7 @@ def test_cyclegan_terms_follow_the_paper_weights():
         idt = model.g_ab(batch["B"])
     torch.testing.assert_close(terms["cycle_a"], 10 * (rec_a - batch["A"]).abs().mean(), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(terms["idt_ab"], 5 * (idt - batch["B"]).abs().mean(), rtol=1e-4, atol=1e-5)
-    no_idt = MODELS["cyclegan"](from_dict(merge(TINY, {"losses": {"lambda_identity": 0}})))
+    no_idt = build_model(from_dict(merge(TINY, {"losses": {"lambda_identity": 0}})))
     assert "idt_ab" not in no_idt.generator_terms(batch["A"], batch["B"])[0]
 
 
@@ -158,7 +159,7 @@ from translate.losses import ADVERSARIAL  # noqa: E402
 def test_cyclegan_trains_with_every_objective(objective):
     torch.manual_seed(0)
     cfg = from_dict(merge(TINY, {"losses": {"adversarial": objective}, "model": {"pool_size": -1}}))
-    model = MODELS["cyclegan"](cfg)
+    model = build_model(cfg)
     step = _Step(model)
     logged = {}
     model.log = lambda key, value, **kw: logged.__setitem__(key, value)

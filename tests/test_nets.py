@@ -151,7 +151,7 @@ def test_generator_registry(name: str, norm: str) -> None:
     cls = GENERATORS[name]
     _primitive_signature(cls)
     kwargs = {**TINY_G[name], "norm": norm}
-    g = build_net(GENERATORS, name, **kwargs)
+    g = build_net("generator", name, kwargs)
     init_weights(g)
     side = max(32, g.size_multiple)
     x = torch.randn(2, 3, side, side)
@@ -162,7 +162,7 @@ def test_generator_registry(name: str, norm: str) -> None:
     assert all(p.grad is not None for p in g.parameters())
 
     # Rebuilt from (name, kwargs) + state dict, it computes the same function.
-    g2 = build_net(GENERATORS, name, **kwargs)
+    g2 = build_net("generator", name, kwargs)
     g2.load_state_dict(g.state_dict())
     g.eval(), g2.eval()
     with torch.no_grad():
@@ -175,7 +175,7 @@ def test_discriminator_registry(name: str, norm: str) -> None:
     cls = DISCRIMINATORS[name]
     _primitive_signature(cls)
     kwargs = {**TINY_D[name], "norm": norm}
-    d = build_net(DISCRIMINATORS, name, **kwargs)
+    d = build_net("discriminator", name, kwargs)
     init_weights(d)
     side = D_SIDE.get(name, 32)
     x = torch.randn(2, 3, side, side)
@@ -187,9 +187,9 @@ def test_discriminator_registry(name: str, norm: str) -> None:
 
 def test_build_net_unknown_name() -> None:
     with pytest.raises(ValueError, match=r"unknown generator 'cyclegan'; choose from: discogan, genegan, resnet, unet"):
-        build_net(GENERATORS, "cyclegan")
+        build_net("generator", "cyclegan", {})
     with pytest.raises(ValueError, match=r"choose from: discogan, genegan, patch"):
-        build_net(DISCRIMINATORS, "pixel")
+        build_net("discriminator", "pixel", {})
 
 
 # ---------------------------------------------------------------- norms and biases
@@ -316,9 +316,36 @@ def test_resnet_jit_trace_matches_eager() -> None:
 )
 def test_registry_nets_script(registry: dict, tiny: dict, name: str) -> None:
     # Spectral-norm parametrizations are not scriptable (a torch limitation); plain nets are.
-    net = build_net(registry, name, **tiny[name]).eval()
+    net = build_net("generator" if registry is GENERATORS else "discriminator", name, tiny[name]).eval()
     side = D_SIDE.get(name, 32) if registry is DISCRIMINATORS else 32
     x = torch.randn(1, 3, side, side)
     scripted = torch.jit.script(net)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), net(x))
+
+
+@pytest.mark.parametrize(("kind", "arch"), [("generator", a) for a in sorted(GENERATORS)]
+                         + [("discriminator", a) for a in sorted(DISCRIMINATORS)])
+def test_the_torch_free_settings_tables_mirror_every_constructor(kind: str, arch: str) -> None:
+    """recipes/archs.py describes each net's arguments without torch, for config validation; it must list
+    exactly the constructor's keyword arguments (RGB channels aside) with the same defaults, and its size
+    rule must be the net's own."""
+    import dataclasses
+
+    from translate.nets import signature_defaults
+    from translate.recipes.archs import TABLES
+
+    settings = TABLES[kind][arch]()
+    expected = {k: v for k, v in signature_defaults(kind, arch).items() if k not in ("in_channels", "out_channels")}
+    assert settings.arch == arch and settings.kwargs() == expected
+    assert set(TABLES[kind]) == set(GENERATORS if kind == "generator" else DISCRIMINATORS)
+    if kind == "generator":
+        for changes in ({}, {"num_downs": 6} if arch == "unet" else {}):
+            variant = dataclasses.replace(settings, **changes)
+            net = build_net(kind, arch, {**variant.kwargs(), "ngf": 1})
+            assert net.size_multiple == variant.size_multiple()
+
+
+def test_build_net_refuses_an_argument_the_constructor_does_not_take() -> None:
+    with pytest.raises(ValueError, match=r"the resnet generator does not take num_downs \(it takes: .*n_blocks"):
+        build_net("generator", "resnet", {"ngf": 4, "num_downs": 5})

@@ -20,7 +20,7 @@ from translate.cli import app
 from translate.config import resolve
 from translate.errors import CheckpointError
 from translate.generators import open_generator
-from translate.models import MODELS
+from translate.models import build_model
 from translate.nets import ResnetGenerator
 from translate.train import load_init
 from translate.upstream import to_upstream
@@ -52,7 +52,7 @@ def zoo_server(server, tmp_path: Path, monkeypatch):
 
 
 def test_fit_init_from_a_zoo_pair_starts_both_generators_from_it(zoo_server, tiny_config: Path, tmp_path: Path):
-    model = MODELS["cyclegan"](resolve(TINY))
+    model = build_model(resolve(TINY))
     fresh_d = {k: v.clone() for k, v in model.d_a.state_dict().items()}
     load_init(model, "horse2zebra")
     for attr, name in (("g_ab", "horse2zebra"), ("g_ba", "zebra2horse")):
@@ -60,7 +60,7 @@ def test_fit_init_from_a_zoo_pair_starts_both_generators_from_it(zoo_server, tin
         assert all(torch.equal(ours[k], v) for k, v in zoo_server[name].items()), attr
     assert all(torch.equal(v, fresh_d[k]) for k, v in model.d_a.state_dict().items())  # fresh discriminators
 
-    lonely = MODELS["cyclegan"](resolve(TINY))
+    lonely = build_model(resolve(TINY))
     before = {k: v.clone() for k, v in lonely.g_ba.state_dict().items()}
     load_init(lonely, "style_cezanne")  # no model translates back: g_ba starts fresh
     assert all(torch.equal(lonely.g_ab.state_dict()[k], v) for k, v in zoo_server["style_cezanne"].items())
@@ -89,12 +89,12 @@ def test_fit_init_from_classic_files_takes_the_g_b_sibling(tmp_path: Path):
     _, b = classic(11)
     torch.save(a, folder / "latest_net_G_A.pth")
     torch.save(b, folder / "latest_net_G_B.pth")
-    model = MODELS["cyclegan"](resolve(TINY))
+    model = build_model(resolve(TINY))
     load_init(model, folder / "latest_net_G_A.pth")
     assert all(torch.equal(model.g_ab.state_dict()[k], v) for k, v in a.items())
     assert all(torch.equal(model.g_ba.state_dict()[k], v) for k, v in b.items())
     with pytest.raises(CheckpointError, match="cannot initialise a discogan"):
-        load_init(MODELS["discogan"](resolve({"model": {"name": "discogan", "generator": {"ngf": 4},
+        load_init(build_model(resolve({"model": {"name": "discogan", "generator": {"ngf": 4},
                                                         "discriminator": {"ndf": 4}}})), folder / "latest_net_G_A.pth")
 
 
@@ -153,7 +153,7 @@ def test_evaluate_a_classic_file_scores_its_one_direction(tmp_path: Path):
 def test_a_misspelt_model_name_is_a_missing_file_with_the_close_name(tmp_path: Path):
     with pytest.raises(CheckpointError, match="did you mean the pretrained horse2zebra"):
         open_generator("horse2zebr")
-    model = MODELS["cyclegan"](resolve(TINY))
+    model = build_model(resolve(TINY))
     with pytest.raises(CheckpointError, match="did you mean the pretrained style_monet"):
         load_init(model, "style_monett")
     with pytest.raises(CheckpointError, match="translate models list"):

@@ -1,13 +1,24 @@
-"""Lightning callbacks built by train.py: sample grids (PNG files and the logger), evaluation during
-training (FID/KID, best.ckpt), last.ckpt at every epoch end, and graceful stops."""
+"""Lightning callbacks built by train.py: the loop's jobs, so that the LightningModules hold the recipe only.
+
+- :class:`LinearDecay`: the learning rates of each epoch (constant, then linear decay), set at its start.
+- :class:`Reseed`: global RNGs reseeded from (seed, rank, epoch) at each epoch start, for exact resume.
+- :class:`BatchBudget`: ``train.max_steps`` counts batches (Lightning's max_steps counts optimizer steps).
+- :class:`NonFinite`: stops a run whose losses became NaN or infinite, without a host sync per batch.
+- :class:`SampleGrids`, :class:`Evaluate`: sample grids, and FID/KID with best.ckpt during training.
+- :class:`EpochCheckpoint`: last.ckpt at every epoch end; :class:`GracefulStop`: SIGTERM/Ctrl-C.
+
+:func:`batches_seen` is the one place that reads the loop's batch counter."""
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import threading
 from pathlib import Path
+
+import numpy as np
 
 import pytorch_lightning as pl
 import torch
@@ -16,7 +27,90 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
 from translate.data.transforms import to_model_range
-from translate.errors import CheckpointError
+from translate.errors import CheckpointError, NonFiniteLoss
+
+
+def batches_seen(trainer: pl.Trainer | None) -> int:
+    """Training batches seen, the current one included; restored on resume (0 outside training)."""
+    return trainer.fit_loop.total_batch_idx + 1 if trainer is not None else 0
+
+
+def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
+    """LR factor at 0-based `epoch`: 1 for `n_epochs` epochs, then linear towards 0 over `n_epochs_decay`.
+
+    Matches the classic ``lambda_rule`` with ``epoch_count = 1``: 1 - max(0, e + 1 - n) / (n_decay + 1).
+    """
+    # clamped at 0: --max-epochs beyond the schedule must not turn into a negative rate (gradient ascent)
+    return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
+
+
+class LinearDecay(pl.Callback):
+    """At each epoch start, every optimizer's rate is its base rate (``base_lrs``, in configure_optimizers'
+    order: generators, discriminators) times :func:`linear_decay`. A pure function of the epoch, so a
+    resumed run has the right rate without restoring scheduler objects, also when a resume changed a base
+    rate. Logged as ``lr_factor``."""
+
+    def __init__(self, base_lrs: list[float], n_epochs: int, n_epochs_decay: int) -> None:
+        self.base_lrs, self.n_epochs, self.n_epochs_decay = base_lrs, n_epochs, n_epochs_decay
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        factor = linear_decay(trainer.current_epoch, self.n_epochs, self.n_epochs_decay)
+        for opt, base in zip(trainer.optimizers, self.base_lrs, strict=True):
+            for group in opt.param_groups:
+                group["initial_lr"] = base
+                group["lr"] = base * factor
+        pl_module.log("lr_factor", factor, on_step=False, on_epoch=True, sync_dist=False)
+
+
+class Reseed(pl.Callback):
+    """Global RNGs (torch, numpy, random) reseeded from (run seed, rank, epoch) at each epoch start: with the
+    seeded sampler, an epoch's randomness does not depend on what ran before it, so resume is exact."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seed = (self.seed * 1_000_003 + trainer.global_rank * 7919 + trainer.current_epoch) % 2**31
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+
+
+class BatchBudget(pl.Callback):
+    """Stops after ``max_batches`` training batches in all (-1: no limit), then the epoch ends early and
+    last.ckpt is written. Lightning's own max_steps counts optimizer steps, which vary per batch (a critic
+    batch steps one optimizer, a CycleGAN batch two). ``at_start`` is the count a resumed attempt began at."""
+
+    def __init__(self, max_batches: int) -> None:
+        self.max_batches = max_batches
+        self.at_start = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.at_start = batches_seen(trainer)  # as counted before this attempt's first batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if 0 < self.max_batches <= batches_seen(trainer):
+            trainer.should_stop = True
+
+
+class NonFinite(pl.Callback):
+    """Raises :class:`NonFiniteLoss` once a loss was NaN or infinite. The module keeps the flag on the
+    device (``watch_finite``); it is read every `every` batches, and always before a checkpoint can be
+    written (an epoch's end, a stop), so a NaN never reaches last.ckpt and costs no sync per batch.
+    Must come after :class:`BatchBudget` and :class:`GracefulStop`, whose stops it checks for."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        flag = getattr(pl_module, "nonfinite", None)
+        step = batches_seen(trainer)
+        epoch_end = batch_idx + 1 >= trainer.num_training_batches
+        if flag is not None and (epoch_end or trainer.should_stop or step % self.every == 0) and bool(flag):
+            raise NonFiniteLoss(
+                f"a loss became NaN or infinite by batch {step} (epoch {trainer.current_epoch + 1}); training "
+                "stopped, and last.ckpt still holds the last finished epoch. Try a lower optim.lr, "
+                "--precision 32, or check the data")
 
 
 class SampleGrids(pl.Callback):
@@ -37,12 +131,12 @@ class SampleGrids(pl.Callback):
             self.images = trainer.datamodule.sample_images()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = pl_module.batches_done
+        step = batches_seen(trainer)
         if self.every_n_steps and step % self.every_n_steps == 0:
             self.write(trainer, pl_module, step)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.write(trainer, pl_module, pl_module.batches_done)
+        self.write(trainer, pl_module, batches_seen(trainer))
 
     def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> Path | None:
         if not trainer.is_global_zero or self.images is None or step == self.last_written:
@@ -104,7 +198,7 @@ class Evaluate(pl.Callback):
             raise TranslateError(f"eval.every is set, but evaluation cannot run: {error}")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = pl_module.batches_done
+        step = batches_seen(trainer)
         if step % self.every == 0:
             self.run(trainer, pl_module, step)
 

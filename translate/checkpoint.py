@@ -26,7 +26,7 @@ from torch import nn
 
 from translate.errors import CheckpointError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the config holds only the model's own keys (config.from_saved upgrades 1)
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = 0x80  # PROTO opcode: the first byte of a legacy (non-zip) torch.save file

@@ -1,89 +1,50 @@
-"""Run configuration: frozen dataclasses, one section per package; YAML presets; strict overrides.
+"""Run configuration: frozen dataclasses, one section per package; YAML presets; strict overrides; one
+resolve pass.
 
-Precedence (lowest first): dataclass defaults < preset or ``--config FILE`` < ``--set a.b=c`` < explicit
-CLI flags. Every layer is a nested dict of primitives merged over the previous one, then turned into
-dataclasses by :func:`from_dict`, which rejects unknown keys (with close-match suggestions) and wrong
-types. The defaults are the published CycleGAN recipe; presets state only what a recipe changes.
+A config has the chosen model's own sections, ``model`` and ``losses`` (their dataclasses and the paper's
+defaults live in translate/recipes/<model>.py), and the run-level sections every model shares, defined
+here: ``optim``, ``data``, ``train``, ``eval``.
+
+Precedence (lowest first): dataclass defaults < the model's recipe < preset or ``--config FILE`` <
+``--set a.b=c`` < explicit CLI flags. Every layer is a nested dict of primitives merged over the previous
+one, then built strictly (unknown keys are errors with close-match suggestions, wrong types too) and
+resolved once (:func:`concrete`): a preset may leave a setting to the objective or the machine (-1, 0 or
+"auto" where the comments say so), the resolved config never does, so ``--dry-run`` and each run's
+``config.yaml`` show exactly what runs. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-import types
-import typing
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
+from translate.configtools import build, choice, merge, non_negative, parse_overrides, positive, suggest
 from translate.errors import ConfigError
+from translate.recipes import RECIPES, LossSettings, ModelSettings, recipe
 
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    arch: str = "resnet"  # resnet | unet
-    ngf: int = 64
-    norm: str = "instance"
-    dropout: bool = False
-    n_blocks: int = 9  # resnet only
-    num_downs: int = 8  # unet only
-    object_share: float = 0.25  # genegan only: the share of the code's channels that is the object part
-
-
-@dataclass(frozen=True)
-class DiscriminatorConfig:
-    arch: str = "patch"
-    ndf: int = 64
-    n_layers: int = 3
-    norm: str = "instance"
-    spectral_norm: bool = False
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: str = "cyclegan"
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-    pool_size: int = -1  # fakes kept per direction for D; -1: the objective's default (50; 0 for WGAN critics)
-    init_type: str = "normal"  # normal: N(0, init_gain) as CycleGAN; default: PyTorch's own (DiscoGAN's code)
-    init_gain: float = 0.02
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    adversarial: str = "lsgan"
-    reconstruction: str = "l1"
-    lambda_cycle: float = 10.0  # per direction
-    lambda_identity: float = 5.0  # absolute weight (the classic code's 0.5 x lambda_cycle); 0 turns it off
-    n_critic: int = 0  # discriminator steps per generator step; 0: the objective's (1; 5 for WGAN critics)
-    gp_weight: float = 10.0  # wgan-gp penalty weight (lambda)
-    clip_value: float = 0.01  # wgan-clip weight clipping bound c
-    # DiscoGAN: per direction (1 - rate) * [(1 - fm_weight) * adversarial + fm_weight * feature matching]
-    # + rate * reconstruction, with rate = recon_rate_start for the first recon_curriculum batches.
-    fm_weight: float = 0.9
-    recon_rate: float = 0.5
-    recon_rate_start: float = 0.01
-    recon_curriculum: int = 10000
-    lambda_recon: float = 0.5  # GeneGAN: reconstruction of each parent
-    lambda_parallelogram: float = 1.275  # GeneGAN: |Au + B0 - Bu - A0|
-    lambda_nulling: float = 1.0  # GeneGAN: |object part of a B image|
-    lambda_reproduction: float = 0.0  # GeneGAN: parents recovered from the children (not in the authors' code)
-    critic_burst: int = 0  # critic steps at the first and every critic_burst_every-th generator step (WGAN); 0: off
-    critic_burst_every: int = 500
-    g_steps: int = 0  # DiscoGAN: generator batches after each n_critic discriminator batches; 0: 2, or 1 for critics
+__all__ = ["COMMAND_ONLY", "Config", "ConfigError", "DataConfig", "EvalConfig", "OptimConfig", "TrainConfig",
+           "build_config", "concrete", "from_dict", "from_saved", "merge", "parse_overrides", "preset_names",
+           "read_preset", "read_yaml", "recipe_of", "resolve", "validate"]
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 2e-4
-    lr_d: float = 0.0  # the discriminators' learning rate when different (two time-scale updates); 0: lr
-    beta1: float = 0.5
-    beta2: float = 0.999
-    weight_decay: float = 0.0  # Adam's L2 weight decay, G and D (DiscoGAN: 1e-5)
+    kind: str = "auto"  # adam | rmsprop; auto in a preset: the objective's (RMSprop for wgan-clip)
+    lr: float = 2e-4  # the generators'
+    lr_d: float = 0.0  # the discriminators' (two time-scale updates); 0 in a preset: lr
+    beta1: float = 0.5  # Adam
+    beta2: float = 0.999  # Adam
+    alpha: float = 0.99  # RMSprop's smoothing constant (PyTorch's default; GeneGAN's authors: 0.8)
+    weight_decay: float = 0.0  # L2 weight decay of the generators (DiscoGAN, GeneGAN: 1e-5)
+    weight_decay_d: float = -1.0  # of the discriminators; -1 in a preset: the model's (weight_decay, or 0
+    #                               for GeneGAN's RMSprop as in the authors' code)
     n_epochs: int = 100  # epochs at the initial learning rate
     n_epochs_decay: int = 100  # epochs of linear decay towards zero afterwards
 
@@ -99,16 +60,16 @@ class DataConfig:
     crop_size: int = 256
     flip: bool = True
     batch_size: int = 1
-    num_workers: int = -1  # -1: min(4, CPU cores)
+    num_workers: int = -1  # loader processes; -1 in a preset: min(4, CPU cores) of the machine resolving it
     n_samples: int = 4  # test images per domain shown in sample grids
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    max_epochs: int = -1  # -1: optim.n_epochs + optim.n_epochs_decay
+    max_epochs: int = -1  # -1 in a preset: optim.n_epochs + optim.n_epochs_decay (0: no epoch limit)
     max_steps: int = -1  # training batches; -1: no limit
-    accelerator: str = "auto"
-    devices: str = "auto"  # "auto", a count ("2") or a list ("0,1")
+    accelerator: str = "auto"  # Lightning's: auto picks the GPU when there is one
+    devices: str = "auto"  # Lightning's: "auto", a count ("2") or a list ("0,1")
     num_nodes: int = 1
     strategy: str = "auto"  # auto: DDP when devices x nodes > 1, else one process; ddp: DDP even on one device
     precision: str = "32-true"
@@ -131,10 +92,18 @@ class EvalConfig:
     monitor: str = "fid"  # fid | kid: the mean over both directions that picks best.ckpt
 
 
+def _default_model() -> ModelSettings:
+    return RECIPES["cyclegan"].model()
+
+
+def _default_losses() -> LossSettings:
+    return RECIPES["cyclegan"].losses()
+
+
 @dataclass(frozen=True)
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    losses: LossConfig = field(default_factory=LossConfig)
+    model: ModelSettings = field(default_factory=_default_model)  # the model's own (recipes/<name>.py)
+    losses: LossSettings = field(default_factory=_default_losses)  # the model's own
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -148,132 +117,98 @@ class Config:
 
     @property
     def total_epochs(self) -> int:
+        """Epochs to train; 0: no epoch limit (train.max_steps ends the run)."""
         if self.train.max_epochs > 0:
             return self.train.max_epochs
         return self.optim.n_epochs + self.optim.n_epochs_decay
 
 
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true", "16-true")
+STRATEGIES = ("auto", "ddp")
+OPTIMIZERS = ("adam", "rmsprop")
+EVAL_FEATURES = ("inception", "classifier", "pixels")  # translate.metrics.FEATURES (tests/test_evaluate.py)
+MONITORS = ("fid", "kid")
+MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
+_SHARED = {"optim": OptimConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
-# --------------------------------------------------------------------------- dict <-> dataclass
+# --------------------------------------------------------------------------- dict -> Config -> resolved Config
 
 
-def _check_value(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _check_value(value, option, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: expected {hint}, got {value!r}")
-    if hint is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"{key}: expected null, got {value!r}")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an int too large for a float
-                number = math.inf
-        elif isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as a string; users mean a number
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-        if number is not None:
-            if not math.isfinite(number):  # .nan, .inf, 1e999: every later comparison would be meaningless
-                raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-            return number
-    elif hint is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    raise ConfigError(f"{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-
-
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return f"{hint} (valid: {', '.join(options)})"
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
+def build_config(data: dict[str, Any] | None) -> Config:
+    """A Config from a (partial) nested dict, strictly checked, not resolved: ``model`` and ``losses`` are
+    built with the dataclasses of the model that ``model.name`` names (default cyclegan)."""
+    data = data or {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if key not in hints:
-            raise ConfigError(f"unknown config key '{path}'{_suggest(str(key), names)}")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, f"{path}.")
-        else:
-            kwargs[key] = _check_value(value, hint, path)
-    return cls(**kwargs)
+        raise ConfigError(f"config: expected a mapping, got {data!r}")
+    names = [f.name for f in dataclasses.fields(Config)]
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"unknown config key '{key}'{suggest(str(key), names)}")
+    model = data.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"model: expected a mapping, got {model!r}")
+    r = recipe(str(model.get("name", "cyclegan")))
+    sections: dict[str, Any] = {"model": build(r.model, model, "model."),
+                                "losses": build(r.losses, data.get("losses") or {}, "losses.")}
+    for key, cls in _SHARED.items():
+        sections[key] = build(cls, data.get(key) or {}, f"{key}.")
+    return Config(**sections)
 
 
-def from_dict(data: dict[str, Any]) -> Config:
-    """Strictly build a Config from a (partial) nested dict; missing keys take their defaults."""
-    cfg = _objective_defaults(_build(Config, data or {}, ""))
+def default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def concrete(cfg: Config) -> Config:
+    """The one resolve pass: every setting a preset may leave open gets its value. The model's recipe fills
+    its own (n_critic, pool size, g_steps, spectral norm, the optimizer kind, a discriminator's image size);
+    then the run-level ones: the discriminators' learning rate and weight decay, the epoch count and the
+    loader processes. Applied to a resolved config it changes nothing."""
+    cfg = recipe(cfg.model.name).resolve(cfg)
+    o, t, d = cfg.optim, cfg.train, cfg.data
+    optim = dataclasses.replace(o, lr_d=o.lr_d or o.lr,
+                                weight_decay_d=o.weight_decay if o.weight_decay_d == -1 else o.weight_decay_d)
+    train = dataclasses.replace(t, max_epochs=t.max_epochs if t.max_epochs > 0 else o.n_epochs + o.n_epochs_decay)
+    data = dataclasses.replace(d, num_workers=default_workers() if d.num_workers == -1 else d.num_workers)
+    return dataclasses.replace(cfg, optim=optim, train=train, data=data)
+
+
+def from_dict(data: dict[str, Any] | None) -> Config:
+    """Strictly build, resolve and validate a Config from a (partial) nested dict; missing keys take the
+    defaults of the model's dataclasses and of the run-level sections (not the model's recipe: see resolve)."""
+    cfg = concrete(build_config(data))
     validate(cfg)
     return cfg
 
 
-def _objective_defaults(cfg: Config) -> Config:
-    """Fill the settings left to the adversarial objective, so --dry-run shows what will run."""
-    from translate.losses import ADVERSARIAL
+def from_saved(config: dict[str, Any], format_version: int) -> dict[str, Any]:
+    """A checkpoint's saved config dict in today's layout. Format 1 (before the models owned their settings)
+    saved one union of all three models' keys: the keys this model or its architectures do not take are
+    dropped, and GeneGAN's RMSprop smoothing, then hard-coded at 0.8, is written out."""
+    if format_version >= 2 or not isinstance(config, dict):
+        return config
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
+    model = out.get("model") if isinstance(out.get("model"), dict) else {}
+    name = str(model.get("name", "cyclegan"))
+    if name not in RECIPES:
+        return out  # build_config names the unknown model
+    r = RECIPES[name]
+    from translate.recipes.archs import TABLES
 
-    objective = ADVERSARIAL.get(cfg.losses.adversarial)
-    if objective is None:
-        return cfg  # validate() names the valid objectives
-    m, w = cfg.model, cfg.losses
-    model = dataclasses.replace(
-        m, pool_size=objective.default_pool_size if m.pool_size == -1 else m.pool_size,
-        discriminator=dataclasses.replace(
-            m.discriminator, spectral_norm=m.discriminator.spectral_norm or objective.needs_spectral_norm))
-    losses = dataclasses.replace(w, n_critic=w.n_critic or objective.default_n_critic)
-    return dataclasses.replace(cfg, model=model, losses=losses)
-
-
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge; `update` wins. Neither input is modified."""
-    out = dict(base)
-    for key, value in (update or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["a.b=3", "c=x"]`` -> ``{"a": {"b": 3}, "c": "x"}``; values are parsed as YAML scalars."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE (for example losses.lambda_cycle=5), got '{item}'")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+    kept_model = {f.name for f in dataclasses.fields(r.model)}
+    for key in ("generator", "discriminator"):
+        net = model.get(key)
+        table = TABLES[key]
+        if isinstance(net, dict) and net.get("arch") in table:
+            takes = {f.name for f in dataclasses.fields(table[net["arch"]])}
+            model[key] = {k: v for k, v in net.items() if k in takes}
+    out["model"] = {k: v for k, v in model.items() if k in kept_model}
+    if isinstance(out.get("losses"), dict):
+        takes = {f.name for f in dataclasses.fields(r.losses)}
+        out["losses"] = {k: v for k, v in out["losses"].items() if k in takes}
+    if name == "genegan" and isinstance(out.get("optim"), dict):
+        out["optim"].setdefault("alpha", 0.8)
     return out
 
 
@@ -310,7 +245,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def read_preset(name: str) -> dict[str, Any]:
     if name not in preset_names():
-        raise ConfigError(f"unknown preset '{name}'{_suggest(name, preset_names())}")
+        raise ConfigError(f"unknown preset '{name}'{suggest(name, preset_names())}")
     text = preset_folder().joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text) or {}
 
@@ -338,12 +273,31 @@ def _keep_on_switch(base: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def recipe_of(name: str) -> dict[str, Any]:
-    """The config a model's paper uses (``recipe`` on its class), as a nested dict; {} if unknown."""
-    from translate.models import MODELS
+NET_SECTIONS = ("generator", "discriminator")
 
-    model = MODELS.get(name)
-    return merge(getattr(model, "recipe", {}), {"model": {"name": name}}) if model else {}
+
+def merge_layer(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` merged over `base`, except that a net section whose ``arch`` `update` changes starts afresh
+    from `update`'s keys: the earlier layer's were written for another architecture (as a model switch
+    keeps only the data and run settings). Keys given beside the new arch are still checked strictly."""
+    out = merge(base, update)
+    new_model, old_model = (update or {}).get("model"), (base or {}).get("model")
+    if isinstance(new_model, dict) and isinstance(old_model, dict):
+        r = RECIPES.get(str(out["model"].get("name", "cyclegan")))
+        for key in NET_SECTIONS:
+            new, old = new_model.get(key), old_model.get(key)
+            if not (isinstance(new, dict) and isinstance(old, dict) and "arch" in new and r is not None):
+                continue
+            if new["arch"] != old.get("arch", getattr(r.model(), key).arch):  # a missing arch is the model's own
+                out["model"][key] = dict(new)
+    return out
+
+
+def recipe_of(name: str) -> dict[str, Any]:
+    """The paper's values for the shared sections (``shared`` on the model's recipe) with ``model.name``, as a
+    nested dict; {} for an unknown name (build_config names the valid ones)."""
+    r = RECIPES.get(name)
+    return merge(r.shared, {"model": {"name": name}}) if r else {}
 
 
 def resolve(
@@ -370,153 +324,55 @@ def resolve(
     name = _model_name(given, over) or base_name
     if name != base_name:
         base = _keep_on_switch(base)
-    layers = merge(merge(recipe_of(name), base), over)
+    layers = merge_layer(merge(recipe_of(name), base), over)
     image_size = given.get("data", {}).pop("image_size", None)
     if image_size is not None:  # keep the recipe's resize-to-crop ratio (CycleGAN 286/256, DiscoGAN 1)
-        data = _build(Config, layers, "").data
+        data = build_config(layers).data
         given["data"] = {"crop_size": image_size,
                          "load_size": math.ceil(image_size * data.load_size / data.crop_size), **given["data"]}
-    return from_dict(merge(layers, given))
+    return from_dict(merge_layer(layers, given))
 
 
 # --------------------------------------------------------------------------- cross-field rules
 
 
-def _choice(key: str, value: str, valid: typing.Iterable[str]) -> None:
-    valid = list(valid)
-    if value not in valid:
-        raise ConfigError(f"{key}: unknown value '{value}'{_suggest(value, valid)}")
-
-
-MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
-UNET_MIN_DOWNS = 5  # the U-Net's five outer levels are fixed; num_downs - 5 more sit in between
-
-
-def patch_output_side(crop_size: int, n_layers: int) -> int:
-    """Side of the PatchGAN's logit map for a square input: n_layers 4x4 stride-2 convs (pad 1) halve the side
-    (rounding down), then two 4x4 stride-1 convs (pad 1) take one pixel each; < 1 means no output at all."""
-    side = crop_size
-    for _ in range(n_layers):
-        if side < 2:  # a 4x4 kernel no longer fits the padded input
-            return 0
-        side //= 2
-    return side - 2
-
-
-def _check_sizes(cfg: Config) -> None:
-    """Depths and counts of the nets that would pass the type check but fail when the nets are built or run."""
-    g, d, crop = cfg.model.generator, cfg.model.discriminator, cfg.data.crop_size
-    if g.n_blocks < 0:
-        raise ConfigError(f"model.generator.n_blocks must be >= 0, got {g.n_blocks}")
-    if g.num_downs < UNET_MIN_DOWNS:
-        raise ConfigError(f"model.generator.num_downs must be at least {UNET_MIN_DOWNS} (the U-Net's fixed outer "
-                          f"levels), got {g.num_downs}")
-    if g.arch == "unet" and g.num_downs >= crop.bit_length():  # 2**num_downs > crop_size: found without building
-        multiple = 2**g.num_downs if g.num_downs <= 20 else f"2**{g.num_downs}"
-        raise ConfigError(f"data.crop_size ({crop}) must be a multiple of {multiple} for the unet generator "
-                          f"(model.generator.num_downs={g.num_downs})")
-    if d.n_layers < 1:
-        raise ConfigError(f"model.discriminator.n_layers must be >= 1, got {d.n_layers}")
-    if d.arch == "patch" and patch_output_side(crop, d.n_layers) < 1:
-        deepest = max((n for n in range(1, crop.bit_length() + 1) if patch_output_side(crop, n) >= 1), default=0)
-        fix = f"use at most {deepest}" if deepest else "use a larger data.crop_size"
-        raise ConfigError(f"model.discriminator.n_layers ({d.n_layers}) is too deep for data.crop_size ({crop}): "
-                          f"the patch discriminator's output would be smaller than 1x1; {fix}")
-
-
 def validate(cfg: Config) -> None:
-    """Rules across fields, checked before any work starts."""
-    from translate.losses import ADVERSARIAL, RECONSTRUCTION
-    from translate.models import MODELS
-    from translate.nets import DISCRIMINATORS, GENERATORS, size_multiple
-
-    _choice("model.name", cfg.model.name, MODELS)
-    _choice("model.generator.arch", cfg.model.generator.arch, GENERATORS)
-    _choice("model.discriminator.arch", cfg.model.discriminator.arch, DISCRIMINATORS)
-    for key, norm in (("model.generator.norm", cfg.model.generator.norm),
-                      ("model.discriminator.norm", cfg.model.discriminator.norm)):
-        _choice(key, norm, ("instance", "batch", "none"))
-    _choice("model.init_type", cfg.model.init_type, ("normal", "default"))
-    _choice("losses.adversarial", cfg.losses.adversarial, ADVERSARIAL)
-    _choice("losses.reconstruction", cfg.losses.reconstruction, RECONSTRUCTION)
-    _choice("train.precision", cfg.train.precision, PRECISIONS)
-    _choice("train.strategy", cfg.train.strategy, ("auto", "ddp"))
-
-    positive = {
-        "data.batch_size": cfg.data.batch_size, "data.crop_size": cfg.data.crop_size,
-        "data.load_size": cfg.data.load_size, "model.generator.ngf": cfg.model.generator.ngf,
-        "model.discriminator.ndf": cfg.model.discriminator.ndf, "optim.lr": cfg.optim.lr,
-        "train.num_nodes": cfg.train.num_nodes, "train.log_every_n_steps": cfg.train.log_every_n_steps,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
-    non_negative = {
-        "losses.lambda_cycle": cfg.losses.lambda_cycle,
-        "losses.n_critic": cfg.losses.n_critic, "losses.gp_weight": cfg.losses.gp_weight,
-        "losses.lambda_identity": cfg.losses.lambda_identity, "optim.n_epochs": cfg.optim.n_epochs,
-        "optim.n_epochs_decay": cfg.optim.n_epochs_decay, "data.n_samples": cfg.data.n_samples,
-        "train.checkpoint_every_n_epochs": cfg.train.checkpoint_every_n_epochs,
-        "train.sample_every_n_steps": cfg.train.sample_every_n_steps,
-        "losses.recon_curriculum": cfg.losses.recon_curriculum, "losses.g_steps": cfg.losses.g_steps,
-        "optim.weight_decay": cfg.optim.weight_decay, "optim.lr_d": cfg.optim.lr_d, "eval.every": cfg.eval.every,
-        "losses.lambda_recon": cfg.losses.lambda_recon, "losses.lambda_parallelogram": cfg.losses.lambda_parallelogram,
-        "losses.lambda_nulling": cfg.losses.lambda_nulling, "losses.lambda_reproduction": cfg.losses.lambda_reproduction,
-        "losses.critic_burst": cfg.losses.critic_burst,
-        "eval.max_images": cfg.eval.max_images,
-    }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ConfigError(f"{key} must be >= 0, got {value}")
-    _check_sizes(cfg)
-    if not 0 <= cfg.train.seed <= MAX_SEED:
-        raise ConfigError(f"train.seed must be in [0, {MAX_SEED}] (2**32 - 1), got {cfg.train.seed}")
-    if cfg.data.num_workers < -1:
-        raise ConfigError(f"data.num_workers must be >= 0 (or -1: min(4, CPU cores)), got {cfg.data.num_workers}")
-    if cfg.model.pool_size < -1:
-        raise ConfigError(f"model.pool_size must be >= 0 (or -1: the objective's default), got {cfg.model.pool_size}")
-    for key in ("fm_weight", "recon_rate", "recon_rate_start"):
-        if not 0.0 <= getattr(cfg.losses, key) <= 1.0:
-            raise ConfigError(f"losses.{key} must be in [0, 1], got {getattr(cfg.losses, key)}")
-    if not 0.0 <= cfg.data.holdout < 1.0:
-        raise ConfigError(f"data.holdout must be in [0, 1), got {cfg.data.holdout}")
-    if bool(cfg.data.dir_a) != bool(cfg.data.dir_b):
+    """The run-level rules, then the model's (recipes/<name>.py); checked before any work starts."""
+    o, d, t, e = cfg.optim, cfg.data, cfg.train, cfg.eval
+    choice("train.precision", t.precision, PRECISIONS)
+    choice("train.strategy", t.strategy, STRATEGIES)
+    choice("eval.monitor", e.monitor, MONITORS)
+    if not names_code(e.features):
+        choice("eval.features", e.features, EVAL_FEATURES)
+    for key, value in {"data.batch_size": d.batch_size, "data.crop_size": d.crop_size,
+                       "data.load_size": d.load_size, "optim.lr": o.lr, "optim.lr_d": o.lr_d,
+                       "train.num_nodes": t.num_nodes, "train.log_every_n_steps": t.log_every_n_steps}.items():
+        positive(key, value)
+    for key, value in {"optim.n_epochs": o.n_epochs, "optim.n_epochs_decay": o.n_epochs_decay,
+                       "optim.weight_decay": o.weight_decay, "optim.weight_decay_d": o.weight_decay_d,
+                       "data.n_samples": d.n_samples, "data.num_workers": d.num_workers,
+                       "train.checkpoint_every_n_epochs": t.checkpoint_every_n_epochs,
+                       "train.sample_every_n_steps": t.sample_every_n_steps, "eval.every": e.every,
+                       "eval.max_images": e.max_images}.items():
+        non_negative(key, value)
+    if not 0 <= t.seed <= MAX_SEED:
+        raise ConfigError(f"train.seed must be in [0, {MAX_SEED}] (2**32 - 1), got {t.seed}")
+    if not 0.0 <= d.holdout < 1.0:
+        raise ConfigError(f"data.holdout must be in [0, 1), got {d.holdout}")
+    if bool(d.dir_a) != bool(d.dir_b):
         raise ConfigError("give both data.dir_a and data.dir_b (--a DIR --b DIR), or neither")
-    if cfg.model.discriminator.arch == "discogan" and cfg.data.crop_size < 64:
-        raise ConfigError(f"the discogan discriminator needs images of at least 64 px; data.crop_size is "
-                          f"{cfg.data.crop_size} (DiscoGAN works at 64: --image-size 64)")
-    _choice("eval.monitor", cfg.eval.monitor, ("fid", "kid"))
-    if cfg.eval.every and cfg.model.name == "genegan":
-        raise ConfigError("eval.every scores A->B and B->A generators; GeneGAN has none (evaluate its swaps "
-                          "with translate swap and benchmarks/genegan_faces.py)")
-    if cfg.model.discriminator.arch == "genegan" and cfg.data.crop_size % 16:
-        raise ConfigError(f"the genegan discriminator needs data.crop_size to be a multiple of 16, got "
-                          f"{cfg.data.crop_size}")
-    if not 0.0 < cfg.model.generator.object_share < 1.0:
-        raise ConfigError(f"model.generator.object_share must be in (0, 1), got {cfg.model.generator.object_share}")
-    if ":" not in cfg.eval.features:
-        from translate.metrics import FEATURES
-
-        _choice("eval.features", cfg.eval.features, FEATURES)
-    if cfg.eval.every and cfg.eval.max_images == 1:
+    if e.every and e.max_images == 1:
         raise ConfigError("eval.max_images must be 0 (all) or at least 2: FID needs two images per side")
-    if cfg.losses.clip_value <= 0:
-        raise ConfigError(f"losses.clip_value must be positive, got {cfg.losses.clip_value}")
-    if cfg.data.crop_size > cfg.data.load_size:
-        raise ConfigError(
-            f"data.crop_size ({cfg.data.crop_size}) cannot exceed data.load_size ({cfg.data.load_size})")
-    try:
-        multiple = size_multiple(cfg.model.generator.arch, dataclasses.asdict(cfg.model.generator))
-    except ValueError as exc:  # a constructor rule not mirrored above: still the user's setting, said in one line
-        raise ConfigError(f"model.generator: {str(exc).splitlines()[0]}") from None
-    if cfg.data.crop_size % multiple:
-        raise ConfigError(
-            f"data.crop_size ({cfg.data.crop_size}) must be a multiple of {multiple} for the "
-            f"{cfg.model.generator.arch} generator")
-    if not (0.0 <= cfg.optim.beta1 < 1.0 and 0.0 <= cfg.optim.beta2 < 1.0):
+    if d.crop_size > d.load_size:
+        raise ConfigError(f"data.crop_size ({d.crop_size}) cannot exceed data.load_size ({d.load_size})")
+    if not (0.0 <= o.beta1 < 1.0 and 0.0 <= o.beta2 < 1.0):
         raise ConfigError("optim.beta1 and optim.beta2 must be in [0, 1)")
-    if cfg.total_epochs <= 0 and cfg.train.max_steps <= 0:
+    if not 0.0 <= o.alpha < 1.0:
+        raise ConfigError(f"optim.alpha must be in [0, 1), got {o.alpha}")
+    if cfg.total_epochs <= 0 and t.max_steps <= 0:
         raise ConfigError("nothing to train: set train.max_epochs or train.max_steps")
+    recipe(cfg.model.name).validate(cfg)
+    choice("optim.kind", o.kind, OPTIMIZERS)
 
 
 # --------------------------------------------------------------------------- what a saved config may not choose

@@ -31,7 +31,7 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from translate.checkpoint import load_net
-from translate.config import Config, DataConfig, from_dict
+from translate.config import Config, DataConfig, from_dict, from_saved
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
 from translate.data.files import guard_outputs
@@ -167,7 +167,7 @@ def _data_to_score(saved: DataConfig, dataset: str | None, root: str | None) -> 
     """The data settings to evaluate on. Paths come from this command, never from the checkpoint: data.root
     is `root` or the default, and the checkpoint's own dataset is used only when it is a name (built-in or
     catalog), not a folder."""
-    from translate.data.catalog import is_dataset_name
+    from translate.data.names import is_dataset_name
 
     root = root if root is not None else DataConfig().root
     if dataset is not None:
@@ -215,7 +215,7 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
     if is_translate_checkpoint(loaded):
         block = check_block(loaded, path=path)
         attrs = {d: net_attr(block, d) for d in directions}  # fails early on a checkpoint without that generator
-        cfg = from_dict(block["config"])
+        cfg = from_dict(from_saved(block["config"], block["format_version"]))
         nets = {d: (lambda attr=attr: load_net(loaded, attr, path=path)) for d, attr in attrs.items()}
         return block["model"], nets, cfg.data, cfg.train.seed, directions, [path]
     found = from_export(path) if loaded is None else from_file(path)  # an export knows its direction

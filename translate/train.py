@@ -25,18 +25,20 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-from translate.callbacks import EpochCheckpoint, Evaluate, GracefulStop, SampleGrids
+from translate.callbacks import (BatchBudget, EpochCheckpoint, Evaluate, GracefulStop, LinearDecay, NonFinite,
+                                 Reseed, SampleGrids, batches_seen)
 from translate.checkpoint import check_block, load_checkpoint
 from translate.errors import CheckpointError, DataError
-from translate.config import (Config, ConfigError, preset_names, read_preset, read_yaml, resolve,
-                              saved_without_code_or_paths)
-from translate.data.datamodule import UnpairedDataModule, resolve_dataset
-from translate.models import MODELS
+from translate.config import (Config, ConfigError, DataConfig, from_saved, preset_names, read_preset, read_yaml,
+                              resolve, saved_without_code_or_paths)
+from translate.data.datamodule import UnpairedDataModule
+from translate.data.names import dataset_kind, resolve_dataset
+from translate.models import build_model
 from translate.models.base import TranslationModel
 
 log = logging.getLogger(__name__)
 
-# Lightning notes that the module's batch hook wins over the datamodule's: that is the design here.
+# Lightning notes that the module's batch hook (scaling to [-1, 1]) wins over the datamodule's: by design.
 warnings.filterwarnings("ignore", message=".*on_after_batch_transfer.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 # The run folder already holds config.yaml (written first) and, on resume, the checkpoints being resumed.
@@ -70,9 +72,8 @@ def base_for(target: str | None, flags: dict[str, Any] | None = None) -> tuple[d
         return read_yaml(path), path.stem
     if target in preset_names():
         return read_preset(target), target
-    from translate.data.catalog import is_dataset_name
-
-    if path.is_dir() or is_dataset_name(target):  # catalog sets download on first use
+    root = flags.get("data.root") or DataConfig().root
+    if dataset_kind(target, root) is not None:  # a catalog dataset downloads on first use
         return {"data": {"dataset": target}}, path.name or "run"
     raise ConfigError(
         f"'{target}' is not a preset ({', '.join(preset_names())}), a built-in or catalog dataset "
@@ -197,7 +198,8 @@ def prepare(target: str, config_file: str | None = None, overrides: list[str] | 
                           f"{', '.join(sorted(p.name for p in out_dir.glob('*') if p.is_dir())) or 'none'})")
     checkpoint = load_checkpoint(ckpt)
     # The saved config supplies the recipe and the run's settings; paths and code come from this command.
-    saved = saved_without_code_or_paths(checkpoint["translate"]["config"], cfg)
+    block = checkpoint["translate"]
+    saved = saved_without_code_or_paths(from_saved(block["config"], block["format_version"]), cfg)
     resumed = resolve(saved, overrides, flags)
     if resumed.model != resolve(saved).model:
         raise ConfigError("model.* settings cannot change when resuming; start a new run instead")
@@ -224,7 +226,36 @@ def _device_count(devices: Any) -> int:
 
 
 def _uses_batch_norm(cfg: Config) -> bool:
-    return "batch" in (cfg.model.generator.norm, cfg.model.discriminator.norm)
+    return "batch" in (getattr(cfg.model.generator, "norm", ""), getattr(cfg.model.discriminator, "norm", ""))
+
+
+class DeviceSetup(pl.Callback):
+    """Device-dependent setup of the nets, once they are on their device: channels_last memory format on
+    CUDA (nets and each batch; ``train.channels_last``) and ``torch.compile`` of each net (``train.compile``)."""
+
+    def __init__(self, channels_last: bool, compile: bool) -> None:
+        self.channels_last, self.compile = channels_last, compile
+        self.memory_format: torch.memory_format | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda" and self.channels_last:
+            self.memory_format = torch.channels_last
+            pl_module.to(memory_format=self.memory_format)
+        if self.compile:
+            for attr in pl_module.net_specs:
+                getattr(pl_module, attr).compile()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.memory_format is not None:  # the batch dict training_step receives, converted in place
+            for key, value in batch.items():
+                batch[key] = value.contiguous(memory_format=self.memory_format)
+
+
+def loop_callbacks(cfg: Config) -> list[pl.Callback]:
+    """The loop's jobs (callbacks.py), in the order they must run: the stops before the NaN check."""
+    o, t = cfg.optim, cfg.train
+    return [DeviceSetup(t.channels_last, t.compile), Reseed(t.seed), LinearDecay([o.lr, o.lr_d], o.n_epochs,
+            o.n_epochs_decay), BatchBudget(t.max_steps), GracefulStop(), NonFinite(t.log_every_n_steps)]
 
 
 def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
@@ -258,7 +289,8 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
         use_distributed_sampler=False,  # UnpairedSampler shards by rank itself, keeping resume exact
         logger=[TensorBoardLogger(logs, name="tensorboard", version=version, default_hp_metric=False),
                 CSVLogger(logs, name="csv", version=version)],
-        callbacks=[*checkpoints, SampleGrids(run_dir / "samples", t.sample_every_n_steps), GracefulStop(), *extra],
+        callbacks=[*loop_callbacks(cfg), SampleGrids(run_dir / "samples", t.sample_every_n_steps), *extra,
+                   *checkpoints],
         log_every_n_steps=t.log_every_n_steps,
         num_sanity_val_steps=0,
         limit_val_batches=0,
@@ -269,11 +301,11 @@ def build_trainer(cfg: Config, run_dir: Path) -> pl.Trainer:
 def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None, lock: RunLock | None = None) -> FitResult:
     """Train `cfg` into `run_dir`, continuing from `resume_from` when given. A new run that fails before its
     first batch (unreadable data, a bad --init) leaves no run folder behind."""
-    built: list[TranslationModel] = []
+    built: list[pl.Trainer] = []
     try:
         return _fit(cfg, run_dir, resume_from, built)
     except BaseException:
-        trained = built and built[0].batches_done > 0
+        trained = built and batches_seen(built[0]) > 0
         if lock is not None and lock.created and not trained and not (run_dir / "last.ckpt").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
@@ -282,14 +314,14 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None, lock: RunLo
             lock.release()
 
 
-def _fit(cfg: Config, run_dir: Path, resume_from: Path | None, built: list[TranslationModel]) -> FitResult:
+def _fit(cfg: Config, run_dir: Path, resume_from: Path | None, built: list[pl.Trainer]) -> FitResult:
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    model = MODELS[cfg.model.name](cfg)
-    built.append(model)
+    model = build_model(cfg)
     if cfg.train.init and resume_from is None:  # fine-tuning; a resumed run has its own weights
         load_init(model, cfg.train.init)
     data = UnpairedDataModule(cfg.data, seed=cfg.train.seed)
     trainer = build_trainer(cfg, run_dir)
+    built.append(trainer)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
@@ -305,9 +337,13 @@ def _fit(cfg: Config, run_dir: Path, resume_from: Path | None, built: list[Trans
             os.environ.pop(RUN_DIR_ENV, None)
     seconds = time.perf_counter() - start
     return FitResult(run_dir=run_dir, checkpoint=run_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
-                     batches=model.batches_done, seconds=seconds,
-                     batches_now=model.batches_done - model.batches_at_start, is_global_zero=trainer.is_global_zero,
-                     stopped_by=next((c.received for c in trainer.callbacks if isinstance(c, GracefulStop)), None))
+                     batches=batches_seen(trainer), seconds=seconds,
+                     batches_now=batches_seen(trainer) - _callback(trainer, BatchBudget).at_start,
+                     is_global_zero=trainer.is_global_zero, stopped_by=_callback(trainer, GracefulStop).received)
+
+
+def _callback(trainer: pl.Trainer, kind: type) -> Any:
+    return next(c for c in trainer.callbacks if isinstance(c, kind))
 
 
 def run_fit(target: str, config_file: str | None = None, overrides: list[str] | None = None,
@@ -355,9 +391,14 @@ def load_init(model: TranslationModel, path: str | Path) -> None:
     if block["model"] != model.name:
         raise CheckpointError(f"--init {path}: a {block['model']} checkpoint cannot initialise a {model.name} "
                               f"model (use --model {block['model']})")
+    from translate.nets import full_kwargs
+
     for attr, spec in model.net_specs.items():
         theirs = block["nets"].get(attr)
-        if theirs is None or (theirs["arch"], theirs["kwargs"]) != (spec["arch"], spec["kwargs"]):
+        same = theirs is not None and theirs["arch"] == spec["arch"] and (
+            full_kwargs(spec["kind"], theirs["arch"], theirs["kwargs"]) == full_kwargs(spec["kind"], spec["arch"],
+                                                                                       spec["kwargs"]))
+        if not same:
             got = "missing" if theirs is None else f"{theirs['arch']} {theirs['kwargs']}"
             raise CheckpointError(f"--init {path}: net '{attr}' is {got}, this run builds {spec['arch']} "
                                   f"{spec['kwargs']}; the architecture must match (same model.* settings)")

@@ -25,7 +25,6 @@ loaded as float32. Files are read with ``weights_only=True`` (see checkpoint.rea
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,11 +53,9 @@ class Layout:
 
     def full_kwargs(self) -> dict[str, Any]:
         """Every constructor argument, defaults included (two layouts are the same net iff these are equal)."""
-        from translate.nets import GENERATORS, constructor_kwargs
+        from translate.nets import full_kwargs
 
-        cls = GENERATORS[self.arch]
-        return {**{name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-                   if p.default is not p.empty}, **constructor_kwargs(cls, self.kwargs)}
+        return full_kwargs("generator", self.arch, self.kwargs)
 
     def settings(self) -> str:
         """The --set flags that make a run build this generator."""

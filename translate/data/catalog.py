@@ -88,13 +88,6 @@ CATALOG: dict[str, Entry] = {e.name: e for e in [
 ]}
 
 
-def is_dataset_name(name: str) -> bool:
-    """True for a name the tool knows (built-in, catalog or celeba-ATTRIBUTE), as opposed to a folder path."""
-    from translate.data.builtin import is_builtin
-
-    return is_builtin(name) or name in CATALOG or name.startswith(CELEBA_PREFIX)
-
-
 def _has_train(folder: Path) -> bool:
     return (folder / "trainA").is_dir() and (folder / "trainB").is_dir()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -11,40 +10,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from translate.config import DataConfig
-from translate.data.builtin import BUILTIN_DATASETS, ensure_builtin, is_builtin
 from translate.data.io import list_images, read_image
+from translate.data.names import resolve_dataset
 from translate.data.transforms import eval_transform, to_tensor, train_transform
 from translate.data.unpaired import UnpairedDataset, UnpairedSampler, warn_skipped
 from translate.errors import DataError
 
 log = logging.getLogger(__name__)
-
-
-def resolve_dataset(dataset: str, root: str | Path) -> Path:
-    """A built-in name (generated on first use), a folder, a dataset under `root`, or a catalog name
-    (downloaded and unpacked on first use, see catalog.py)."""
-    from translate.data.catalog import CATALOG, CELEBA_PREFIX, prepare
-
-    if is_builtin(dataset):
-        return ensure_builtin(dataset, root)
-    path = Path(dataset).expanduser()
-    if not path.exists() and not path.is_absolute() and (Path(root) / dataset).exists():
-        path = Path(root) / dataset
-    if (dataset in CATALOG or dataset.startswith(CELEBA_PREFIX)) and not (path / "trainA").is_dir():
-        return prepare(dataset, root, log=log.info)
-    if not path.exists():
-        raise DataError(path, f"dataset not found: give a built-in name ({', '.join(BUILTIN_DATASETS)}), a "
-                              f"catalog name (translate datasets list) or a folder with trainA/ and trainB/")
-    if not path.is_dir():
-        raise DataError(path, "is not a folder")
-    missing = [d for d in ("trainA", "trainB") if not (path / d).is_dir()]
-    if missing:
-        raise DataError(path, f"missing {' and '.join(missing)}/ (expected trainA/ trainB/ [testA/ testB/])")
-    return path
-
-
-def default_workers() -> int:
-    return min(4, os.cpu_count() or 1)
 
 
 def load_samples(source: Path | list[Path], n: int, size: int,
@@ -117,7 +89,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         # Lightning creates the first iterator before it calls set_epoch, and worker processes prefetch
         # indices at creation: start from the (restored) epoch so a resumed run draws that epoch's keys.
         sampler.set_epoch(trainer.current_epoch if trainer else 0)
-        workers = default_workers() if self.cfg.num_workers < 0 else self.cfg.num_workers
+        workers = self.cfg.num_workers  # resolved by config.concrete
         return DataLoader(
             self.train_set, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
             pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0, drop_last=False)

@@ -31,12 +31,8 @@ def real_fake_logits(disc: Disc, real: Tensor, fake: Tensor, batched: bool) -> t
 
 
 class AdversarialLoss(nn.Module):
-    """Base: subclasses give the per-logit targets of D and G, and what they need from the recipe."""
-
-    default_n_critic = 1  # discriminator steps per generator step
-    default_pool_size = 50  # image-pool size when the config leaves it to the objective (-1)
-    needs_spectral_norm = False  # spectral normalization on every discriminator conv
-    optimizer = "adam"
+    """Base: subclasses give the per-logit targets of D and G. What an objective asks of the recipe (critic
+    steps, pool, spectral norm, optimizer) is in recipes/objectives.py, where the resolve pass reads it."""
 
     def after_discriminator_step(self, discriminators: list[nn.Module]) -> None:
         """Called after each discriminator optimizer step (weight clipping lives here)."""

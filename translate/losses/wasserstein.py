@@ -5,11 +5,11 @@
   x_hat = e*real + (1-e)*fake, lambda = 10; generator loss -E[D(fake)]. The penalty is part of the
   loss (it cannot be forgotten, unlike the classic CycleGAN code's unused ``cal_gradient_penalty``) and is
   computed with autocast off, in fp32: a grad scaler scales only the outer loss, so an fp16 inner gradient
-  could underflow. Default 5 critic steps per generator step and no image pool (see ``default_pool_size``).
+  could underflow. 5 critic steps per generator step and no image pool (recipes/objectives.py).
 - ``wgan-clip``: Arjovsky et al. 2017, Alg. 1: the same critic loss without a penalty; critic weights are
   clipped to [-c, c] (c = 0.01) after every critic step; RMSprop (lr 5e-5 in the paper); 5 critic steps.
 - ``hinge``: Miyato et al. 2018 / Lim & Ye 2017: D loss E[relu(1 - D(real))] + E[relu(1 + D(fake))],
-  G loss -E[D(fake)], with spectral normalization on every discriminator conv (``needs_spectral_norm``).
+  G loss -E[D(fake)], with spectral normalization on every discriminator conv (recipes/objectives.py).
 
 For a PatchGAN the critic value of an image is the mean of its patch outputs, so the penalty constrains
 the gradient of that per-image scalar.
@@ -38,9 +38,6 @@ def gradient_penalty(disc: Disc, real: Tensor, fake: Tensor) -> Tensor:
 class Wasserstein(AdversarialLoss):
     """Critic loss E[D(fake)] - E[D(real)] (an estimate of -W), generator loss -E[D(fake)]."""
 
-    default_n_critic = 5
-    default_pool_size = 0  # the critic estimates W(real, current fakes); history would bias it and the GP
-
     def d_loss_from_logits(self, real: Tensor, fake: Tensor) -> Tensor:
         return fake.mean() - real.mean()
 
@@ -61,8 +58,6 @@ class WGANGP(Wasserstein):
 
 
 class WGANClip(Wasserstein):
-    optimizer = "rmsprop"
-
     def __init__(self, clip_value: float = 0.01) -> None:
         super().__init__()
         self.clip_value = clip_value
@@ -75,8 +70,6 @@ class WGANClip(Wasserstein):
 
 
 class Hinge(AdversarialLoss):
-    needs_spectral_norm = True
-
     def d_loss_from_logits(self, real: Tensor, fake: Tensor) -> Tensor:
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 

@@ -1,10 +1,14 @@
-"""Model registry: names users type (``model.name``) -> LightningModule classes."""
+"""The LightningModules, one file per model: the recipe (nets, losses, update order). Their settings and
+the registry that names them are torch-free, in translate/recipes/; this package is imported only to
+train or to rebuild a model (``translate.recipes.lightning_class``)."""
 
 from __future__ import annotations
 
-from translate.models.base import TranslationModel
-from translate.models.cyclegan import CycleGAN
-from translate.models.discogan import DiscoGAN
-from translate.models.genegan import GeneGAN
+from typing import Any
 
-MODELS: dict[str, type[TranslationModel]] = {"cyclegan": CycleGAN, "discogan": DiscoGAN, "genegan": GeneGAN}
+
+def build_model(cfg: Any) -> Any:
+    """The LightningModule of the model a resolved config names (``cfg.model.name``), built from `cfg`."""
+    from translate.recipes import lightning_class
+
+    return lightning_class(cfg.model.name)(cfg)

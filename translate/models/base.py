@@ -1,39 +1,30 @@
 """Shared machinery of the translation LightningModules; the recipes live in the subclasses.
 
-- Manual optimization; schedules are a pure function of the epoch (:func:`linear_decay`), applied at
-  each epoch start, so a resumed run has the right learning rate without restoring scheduler objects.
-- Exact resume at epoch boundaries: global RNGs are reseeded from (run seed, rank, epoch) at every epoch
-  start, data randomness comes from the seeded sampler, and stateful recipe parts (image pools) are saved
-  in the checkpoint's ``translate`` block by :meth:`extra_state`.
-- The ``translate`` block also holds the format version, the model name, the config and each net's
-  constructor arguments, so later commands rebuild nets from the checkpoint alone (see checkpoint.py).
+A module holds the recipe only: its nets, losses, optimizers and ``training_step``. The loop's jobs are
+callbacks that train.py builds (callbacks.py): the learning-rate schedule (``linear_decay``, a pure
+function of the epoch, so a resumed run has the right rate without scheduler objects), the RNG reseed at
+each epoch start (exact resume), ``--max-steps``, the NaN watchdog, and device and memory-format setup.
+Settings arrive resolved (config.concrete): no sentinel is left for a module to interpret.
+
+- Stateful recipe parts (image pools) are saved in the checkpoint's ``translate`` block by
+  :meth:`extra_state`; checkpoint.py writes and reads that block.
 - Batches arrive as uint8 and are scaled to [-1, 1] on the device (:meth:`on_after_batch_transfer`).
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from translate.callbacks import batches_seen
 from translate.config import Config, from_dict
 from translate.data.transforms import to_model_range
-from translate.nets import NETS, init_weights
-
-FORMAT_VERSION = 1
-
-
-def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
-    """LR factor at 0-based `epoch`: 1 for `n_epochs` epochs, then linear towards 0 over `n_epochs_decay`.
-
-    Matches the classic ``lambda_rule`` with ``epoch_count = 1``: 1 - max(0, e + 1 - n) / (n_decay + 1).
-    """
-    # clamped at 0: --max-epochs beyond the schedule must not turn into a negative rate (gradient ascent)
-    return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
+from translate.nets import build_net, init_weights
+from translate.recipes.archs import NetSettings
+from translate.recipes.objectives import OBJECTIVES
 
 
 def has_batch_coupling(net: nn.Module) -> bool:
@@ -52,10 +43,12 @@ def run_batched(net: nn.Module, *inputs: Tensor) -> tuple[Tensor, ...]:
 
 
 class TranslationModel(pl.LightningModule):
-    """Base class. Subclasses set ``name``, build nets with :meth:`add_net` and write ``training_step``."""
+    """Base class. Subclasses set ``name``, build nets with :meth:`add_net` and write ``training_step``.
+    ``generators`` and ``discriminators`` name the nets each of the two optimizers steps."""
 
     name = "base"
-    recipe: dict[str, Any] = {}  # the paper's settings over the config defaults (see config.resolve)
+    generators: tuple[str, ...] = ()
+    discriminators: tuple[str, ...] = ("d_a", "d_b")
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__()
@@ -63,99 +56,56 @@ class TranslationModel(pl.LightningModule):
         self.save_hyperparameters(self.cfg.to_dict())
         self.automatic_optimization = False
         self.net_specs: dict[str, dict[str, Any]] = {}
-        self._nonfinite: Tensor | None = None
-        self.batches_at_start = 0  # set when training starts (restored batches on a resume)
+        self.nonfinite: Tensor | None = None  # set once a loss was NaN or infinite (read by callbacks.NonFinite)
         from translate.losses import build_adversarial, build_reconstruction
 
         w = self.cfg.losses
-        self.adversarial = build_adversarial(w.adversarial, gp_weight=w.gp_weight, clip_value=w.clip_value)
+        self.adversarial = build_adversarial(
+            w.adversarial, **{key: getattr(w, key) for key in OBJECTIVES[w.adversarial].settings})
         self.reconstruction = build_reconstruction(w.reconstruction)
-        self.n_critic = w.n_critic  # config.py fills 0 ("the objective's") with the objective's default
+        self.n_critic = w.n_critic
 
-    # ----------------------------------------------------------------- nets
+    # ----------------------------------------------------------------- nets and optimizers
 
-    def add_net(self, attr: str, kind: str, arch: str, **kwargs: Any) -> nn.Module:
-        """Build a net of `kind` ("generator", "discriminator"), initialise it, remember how to rebuild it."""
-        net = NETS[kind][arch](**kwargs)
+    def add_net(self, attr: str, settings: NetSettings, **derived: Any) -> nn.Module:
+        """Build the net `settings` describe (``model.generator`` or ``model.discriminator``), initialise it,
+        remember how to rebuild it (checkpoint.py saves that beside the weights)."""
+        kwargs = {**settings.kwargs(), **derived}
+        net = build_net(settings.kind, settings.arch, kwargs)
         if self.cfg.model.init_type == "normal":
             init_weights(net, self.cfg.model.init_gain)
         setattr(self, attr, net)
-        self.net_specs[attr] = {"kind": kind, "arch": arch, "kwargs": dict(kwargs)}
+        self.net_specs[attr] = {"kind": settings.kind, "arch": settings.arch, "kwargs": kwargs}
         return net
 
-    def on_fit_start(self) -> None:
-        if self.device.type == "cuda" and self.cfg.train.channels_last:
-            self.to(memory_format=torch.channels_last)
-        if self.cfg.train.compile:
-            for attr in self.net_specs:
-                getattr(self, attr).compile()
-
-    def make_optimizer(self, params: Any, kind: str = "adam", weight_decay: float | None = None,
-                       alpha: float = 0.99, lr: float | None = None) -> torch.optim.Optimizer:
-        """Adam with the config's betas, or RMSprop (the original WGAN's; smoothing `alpha`); the config's
-        learning rate and weight decay unless given; fused on CUDA."""
+    def make_optimizer(self, nets: tuple[str, ...], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        """``optim.kind`` over the parameters of `nets`: Adam with the config's betas (fused on CUDA), or
+        RMSprop with its smoothing ``optim.alpha`` (the original WGAN's)."""
         o = self.cfg.optim
-        weight_decay = o.weight_decay if weight_decay is None else weight_decay
-        lr = o.lr if lr is None else lr
+        params = [p for attr in nets for p in getattr(self, attr).parameters()]
+        if o.kind == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr, alpha=o.alpha, weight_decay=weight_decay)
         fused = (self.device.type == "cuda") or None  # one kernel for all parameters; CPU keeps the default
-        if kind == "rmsprop":
-            return torch.optim.RMSprop(params, lr=lr, alpha=alpha, weight_decay=weight_decay)
         return torch.optim.Adam(params, lr=lr, betas=(o.beta1, o.beta2), weight_decay=weight_decay, fused=fused)
 
-    # ----------------------------------------------------------------- epochs
-
-    def lr_factor(self, epoch: int) -> float:
-        return linear_decay(epoch, self.cfg.optim.n_epochs, self.cfg.optim.n_epochs_decay)
-
-    def on_train_epoch_start(self) -> None:
-        epoch = self.current_epoch
-        seed = (self.cfg.train.seed * 1_000_003 + self.global_rank * 7919 + epoch) % 2**31
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-        random.seed(seed)
-        factor = self.lr_factor(epoch)
-        optimizers = self.optimizers()
-        for opt, base in zip(optimizers if isinstance(optimizers, list) else [optimizers], self.base_lrs()):
-            for group in opt.param_groups:
-                group["initial_lr"] = base  # the config's, also when a resume changed it
-                group["lr"] = group["initial_lr"] * factor
-        self.log("lr_factor", factor, on_step=False, on_epoch=True, sync_dist=False)
-
-    def base_lrs(self) -> list[float]:
-        """Learning rates of the optimizers, in configure_optimizers' order: the generators', then the
-        discriminators' (``optim.lr_d`` when set)."""
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """One optimizer for the generators, one for the discriminators (``optim.lr_d``, ``weight_decay_d``);
+        callbacks.LinearDecay sets their rates at each epoch start, in this order."""
         o = self.cfg.optim
-        return [o.lr, o.lr_d or o.lr]
+        return [self.make_optimizer(self.generators, o.lr, o.weight_decay),
+                self.make_optimizer(self.discriminators, o.lr_d, o.weight_decay_d)]
 
-    def on_train_start(self) -> None:
-        self.batches_at_start = self.batches_done  # > 0 when resumed: the batches this attempt adds are the rest
+    # ----------------------------------------------------------------- progress
 
     @property
     def batches_done(self) -> int:
         """Training batches seen, the current one included (restored on resume)."""
-        return self.trainer.fit_loop.total_batch_idx + 1 if self._trainer is not None else 0
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # train.max_steps counts batches; Lightning's max_steps counts optimizer steps, which vary per batch.
-        if 0 < self.cfg.train.max_steps <= self.batches_done:
-            self.trainer.should_stop = True
-        # NaN/inf check without a host sync per batch: the flag lives on the device and is read every
-        # log_every_n_steps batches, and always before a checkpoint can be written (epoch end, a stop).
-        epoch_end = batch_idx + 1 >= self.trainer.num_training_batches
-        if self._nonfinite is not None and (epoch_end or self.trainer.should_stop
-                                            or self.batches_done % self.cfg.train.log_every_n_steps == 0):
-            if bool(self._nonfinite):
-                from translate.errors import NonFiniteLoss
-
-                raise NonFiniteLoss(
-                    f"a loss became NaN or infinite by batch {self.batches_done} (epoch {self.current_epoch + 1}); "
-                    "training stopped, and last.ckpt still holds the last finished epoch. Try a lower optim.lr, "
-                    "--precision 32, or check the data")
+        return batches_seen(self._trainer)
 
     def watch_finite(self, loss: Tensor) -> None:
-        """Remember (on the device) whether `loss` was ever NaN or infinite; see on_train_batch_end."""
+        """Remember (on the device, without a host sync) whether `loss` was ever NaN or infinite."""
         bad = ~torch.isfinite(loss.detach())
-        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
 
     def log_terms(self, prefix: str, terms: dict[str, Tensor]) -> None:
         """Log each term of a loss dict as ``prefix/name`` (the dict is the list of logged terms)."""
@@ -165,12 +115,7 @@ class TranslationModel(pl.LightningModule):
     # ----------------------------------------------------------------- data
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        memory = torch.channels_last if self.device.type == "cuda" and self.cfg.train.channels_last else None
-        out = {}
-        for key, value in batch.items():
-            value = to_model_range(value)
-            out[key] = value.contiguous(memory_format=memory) if memory else value
-        return out
+        return {key: to_model_range(value) for key, value in batch.items()}
 
     # ----------------------------------------------------------------- steps (models with d_a and d_b)
 
@@ -212,6 +157,8 @@ class TranslationModel(pl.LightningModule):
         pass
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from translate.checkpoint import FORMAT_VERSION
+
         checkpoint["translate"] = {
             "format_version": FORMAT_VERSION,
             "model": self.name,
@@ -231,32 +178,20 @@ class TranslationModel(pl.LightningModule):
         """Rows of images in [-1, 1] for a sample grid; each row is [n,3,H,W]."""
         raise NotImplementedError
 
-    # ----------------------------------------------------------------- samples
-
 
 class TwoWayModel(TranslationModel):
     """Models with generators g_ab (A->B) and g_ba (B->A) and discriminators d_a (judges A) and d_b (judges B),
     built from ``model.generator`` / ``model.discriminator``: CycleGAN and DiscoGAN."""
 
+    generators = ("g_ab", "g_ba")
+
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__(cfg)
-        from translate.nets import DISCRIMINATORS, GENERATORS, constructor_kwargs
-
         m = self.cfg.model
-        g_kwargs = constructor_kwargs(GENERATORS[m.generator.arch], vars(m.generator))
-        # spectral_norm is turned on by config.py for objectives that need it (hinge)
-        d_kwargs = constructor_kwargs(DISCRIMINATORS[m.discriminator.arch], {"in_channels": 3, **vars(m.discriminator)})
-        self.add_net("g_ab", "generator", m.generator.arch, **g_kwargs)  # A -> B
-        self.add_net("g_ba", "generator", m.generator.arch, **g_kwargs)  # B -> A
-        self.add_net("d_a", "discriminator", m.discriminator.arch, **d_kwargs)  # judges domain-A images
-        self.add_net("d_b", "discriminator", m.discriminator.arch, **d_kwargs)  # judges domain-B images
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        kind = self.adversarial.optimizer
-        opt_g = self.make_optimizer(list(self.g_ab.parameters()) + list(self.g_ba.parameters()), kind)
-        opt_d = self.make_optimizer(list(self.d_a.parameters()) + list(self.d_b.parameters()), kind,
-                                    lr=self.base_lrs()[1])
-        return [opt_g, opt_d]
+        self.add_net("g_ab", m.generator)  # A -> B
+        self.add_net("g_ba", m.generator)  # B -> A
+        self.add_net("d_a", m.discriminator)  # judges domain-A images
+        self.add_net("d_b", m.discriminator)  # judges domain-B images
 
     def forward(self, x: Tensor, direction: str = "AtoB") -> Tensor:
         return self.g_ab(x) if direction == "AtoB" else self.g_ba(x)

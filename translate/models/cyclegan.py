@@ -15,9 +15,12 @@ Deliberate differences, none of which changes the maths:
   D runs once on [real, pooled fake]. With instance norm (the default) this is the same per-sample
   computation; nets with batch norm fall back to separate calls (``run_batched``).
 - The adversarial objective comes from the loss registry (``losses.adversarial``); LSGAN by default. It
-  also decides what the recipe needs: spectral norm in D (hinge), critic steps per generator step and no
-  image pool (WGAN-GP, WGAN-clip), RMSprop and weight clipping (WGAN-clip). With n_critic > 1 the
-  generators step on every n_critic-th batch and the discriminators on every batch.
+  also decides what the recipe needs (filled in by the resolve pass, recipes/objectives.py): spectral norm
+  in D (hinge), critic steps per generator step and no image pool (WGAN-GP, WGAN-clip), RMSprop and weight
+  clipping (WGAN-clip). With n_critic > 1 the generators step on every n_critic-th batch and the
+  discriminators on every batch.
+
+Settings and their defaults: recipes/cyclegan.py.
 """
 
 from __future__ import annotations

@@ -29,7 +29,9 @@ Deviations from the authors' code, all deliberate:
   domains, and on the built-in stripes it often finds one that also swaps colours or inverts the
   background; the demo preset uses a small identity weight to keep them (configs/discogan-stripes.yaml).
 - Nets with batch norm see real and fake images in separate calls, as in the authors' code (batch
-  statistics per call); any registered generator/discriminator with ``forward_features`` can be used.
+  statistics per call); the discriminators with ``forward_features`` can be used (recipes/discogan.py).
+
+Settings and their defaults: recipes/discogan.py.
 """
 
 from __future__ import annotations
@@ -46,24 +48,10 @@ from translate.models.base import TwoWayModel
 
 class DiscoGAN(TwoWayModel):
     name = "discogan"
-    recipe = {
-        "model": {"generator": {"arch": "discogan", "ngf": 64, "norm": "batch"},
-                  "discriminator": {"arch": "discogan", "ndf": 64, "norm": "batch"},
-                  "pool_size": 0, "init_type": "default"},
-        "losses": {"adversarial": "vanilla", "reconstruction": "l2", "fm_weight": 0.9, "recon_rate": 0.5,
-                   "recon_rate_start": 0.01, "recon_curriculum": 10000, "lambda_identity": 0.0},
-        "optim": {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "weight_decay": 1e-5, "n_epochs": 100,
-                  "n_epochs_decay": 0},
-        "data": {"load_size": 64, "crop_size": 64, "flip": False, "batch_size": 64},
-    }
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__(cfg)
-        self.g_steps = self.cfg.losses.g_steps or (2 if self.n_critic == 1 else 1)
-        for attr in ("d_a", "d_b"):
-            if not hasattr(getattr(self, attr), "forward_features"):
-                raise ValueError(f"DiscoGAN needs a discriminator with forward_features; "
-                                 f"'{self.cfg.model.discriminator.arch}' has none")
+        self.g_steps = self.cfg.losses.g_steps  # resolved: 2, or 1 after a critic's n_critic batches
 
     # ----------------------------------------------------------------- schedule
 

@@ -21,6 +21,8 @@ once per step on both domains' images (batch norm with shared statistics, see ``
 steps included), from the sampler all models share; the authors' small L2 penalty on G's weights
 (0.5 * decay * mean(W^2)) is RMSprop's weight decay on G (``optim.weight_decay``, 1e-5); the adversarial
 objective is swappable through the registry (``losses.adversarial``).
+
+Settings and their defaults: recipes/genegan.py.
 """
 
 from __future__ import annotations
@@ -36,38 +38,14 @@ from translate.models.base import TranslationModel
 
 class GeneGAN(TranslationModel):
     name = "genegan"
-    recipe = {
-        "model": {"generator": {"arch": "genegan", "ngf": 128, "norm": "batch", "object_share": 0.25},
-                  "discriminator": {"arch": "genegan", "ndf": 128, "norm": "batch"},
-                  "pool_size": 0, "init_type": "normal", "init_gain": 0.02},
-        "losses": {"adversarial": "wgan-clip", "clip_value": 0.01, "reconstruction": "l1", "n_critic": 1,
-                   "critic_burst": 100, "critic_burst_every": 500, "lambda_recon": 0.5,
-                   "lambda_parallelogram": 1.275, "lambda_nulling": 1.0},
-        "optim": {"lr": 5e-5, "weight_decay": 1e-5, "n_epochs": 100, "n_epochs_decay": 0},
-        "data": {"load_size": 64, "crop_size": 64, "flip": False, "batch_size": 64},
-    }
+    generators = ("g",)
 
     def __init__(self, cfg: Config | dict[str, Any]) -> None:
         super().__init__(cfg)
-        from translate.nets import DISCRIMINATORS, GENERATORS, constructor_kwargs
-
         m = self.cfg.model
-        self.add_net("g", "generator", m.generator.arch, **constructor_kwargs(GENERATORS[m.generator.arch],
-                                                                             vars(m.generator)))
-        d_kwargs = constructor_kwargs(DISCRIMINATORS[m.discriminator.arch],
-                                      {"image_size": self.cfg.data.crop_size, **vars(m.discriminator)})
-        self.add_net("d_a", "discriminator", m.discriminator.arch, **d_kwargs)  # judges "has the object"
-        self.add_net("d_b", "discriminator", m.discriminator.arch, **d_kwargs)  # judges "has no object"
-        if not hasattr(self.g, "split"):
-            raise ValueError(f"GeneGAN needs a generator with split/join; '{m.generator.arch}' has none")
-
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        kind = self.adversarial.optimizer
-        d_params = list(self.d_a.parameters()) + list(self.d_b.parameters())
-        if kind == "rmsprop":  # the authors': decay 0.8, weight decay on G only
-            return [self.make_optimizer(self.g.parameters(), kind, alpha=0.8),
-                    self.make_optimizer(d_params, kind, weight_decay=0.0, alpha=0.8, lr=self.base_lrs()[1])]
-        return [self.make_optimizer(self.g.parameters(), kind), self.make_optimizer(d_params, kind, lr=self.base_lrs()[1])]
+        self.add_net("g", m.generator)  # split / join (recipes/genegan.py accepts only such generators)
+        self.add_net("d_a", m.discriminator)  # judges "has the object"
+        self.add_net("d_b", m.discriminator)  # judges "has no object"
 
     # ----------------------------------------------------------------- schedule
 

@@ -32,27 +32,30 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {"patch": PatchDiscriminator, "disc
 NETS: dict[str, dict[str, type[nn.Module]]] = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
 
 
-def constructor_kwargs(cls: type[nn.Module], settings: dict[str, Any]) -> dict[str, Any]:
-    """The entries of `settings` that `cls` takes (a config section covers several architectures)."""
-    accepted = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in settings.items() if k in accepted}
+def signature_defaults(kind: str, arch: str) -> dict[str, Any]:
+    """The keyword arguments of ``NETS[kind][arch]`` with their defaults."""
+    params = inspect.signature(NETS[kind][arch].__init__).parameters
+    return {name: p.default for name, p in params.items() if name != "self" and p.default is not p.empty}
 
 
-def generator_kwargs(arch: str, settings: dict[str, Any]) -> dict[str, Any]:
-    return constructor_kwargs(GENERATORS[arch], settings)
+def full_kwargs(kind: str, arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every constructor argument of a net, defaults included: two specs build the same net iff these match."""
+    return {**signature_defaults(kind, arch), **kwargs}
 
 
-def size_multiple(arch: str, settings: dict[str, Any]) -> int:
-    """What H and W of a generator's input must be multiples of for the output to keep the input size."""
-    return int(build_net(GENERATORS, arch, **generator_kwargs(arch, {**settings, "ngf": 1})).size_multiple)
-
-
-def build_net(registry: dict[str, type[nn.Module]], name: str, **kwargs: Any) -> nn.Module:
-    """Instantiate `registry[name](**kwargs)`; ValueError naming the choices if unknown."""
-    if name not in registry:
-        kind = "generator" if registry is GENERATORS else "discriminator" if registry is DISCRIMINATORS else "net"
-        raise ValueError(f"unknown {kind} '{name}'; choose from: {', '.join(sorted(registry))}")
-    return registry[name](**kwargs)
+def build_net(kind: str, arch: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``NETS[kind][arch](**kwargs)``; ValueError naming the choices for an unknown architecture or an
+    argument the constructor does not take (never silently dropped)."""
+    registry = NETS.get(kind)
+    if registry is None:
+        raise ValueError(f"unknown net kind '{kind}'; choose from: {', '.join(NETS)}")
+    if arch not in registry:
+        raise ValueError(f"unknown {kind} '{arch}'; choose from: {', '.join(sorted(registry))}")
+    takes = signature_defaults(kind, arch)
+    unknown = [str(k) for k in kwargs if k not in takes]
+    if unknown:
+        raise ValueError(f"the {arch} {kind} does not take {', '.join(unknown)} (it takes: {', '.join(takes)})")
+    return registry[arch](**kwargs)
 
 
 __all__ = [
@@ -63,9 +66,8 @@ __all__ = [
     "GeneDiscriminator",
     "GeneGenerator",
     "NETS",
-    "constructor_kwargs",
-    "generator_kwargs",
-    "size_multiple",
+    "full_kwargs",
+    "signature_defaults",
     "PatchDiscriminator",
     "ResnetGenerator",
     "UnetGenerator",
