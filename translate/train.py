@@ -282,9 +282,23 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None, lock: RunLo
             lock.release()
 
 
+def build_model(cfg: Config) -> TranslationModel:
+    """The LightningModule `cfg` names. Models and nets raise ValueError for architectures they cannot use
+    (DiscoGAN's feature matching needs a discriminator with forward_features, GeneGAN a generator with
+    split/join, a net a size it can build): that is the user's choice of settings, so a ConfigError naming
+    them, not a traceback. Only construction is guarded; a ValueError while training stays a bug's traceback."""
+    try:
+        return MODELS[cfg.model.name](cfg)
+    except ValueError as exc:
+        m = cfg.model
+        raise ConfigError(f"model.name={m.name} with model.generator.arch={m.generator.arch} and "
+                          f"model.discriminator.arch={m.discriminator.arch}: {str(exc).strip().splitlines()[0]}"
+                          ) from None
+
+
 def _fit(cfg: Config, run_dir: Path, resume_from: Path | None, built: list[TranslationModel]) -> FitResult:
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    model = MODELS[cfg.model.name](cfg)
+    model = build_model(cfg)
     built.append(model)
     if cfg.train.init and resume_from is None:  # fine-tuning; a resumed run has its own weights
         load_init(model, cfg.train.init)
