@@ -1,7 +1,12 @@
 """The ``translate`` command line: parse, hand off to one function, turn user errors into one line.
 
 Options default to None ("not given") so they never hide a value from a preset, a config file or
-``--set``; the defaults themselves live in config.py.
+``--set``; the defaults themselves live in config.py's dataclasses or in the signature of the function a
+command hands off to (an option left out is left out of the call, see :func:`_given`).
+
+Importing this module imports neither torch nor Lightning, so ``translate --help``, ``--version`` and
+``translate <command> --help`` answer at once: every heavy import is inside a command, and help texts
+list choices from :mod:`translate.choices` (literal copies of the registries, checked by the tests).
 """
 
 from __future__ import annotations
@@ -13,13 +18,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from translate import __version__
+from translate.choices import (ADVERSARIAL, BACKENDS, BLENDS, CONVERT_PRECISIONS, DIRECTIONS, EXPORT_FORMATS,
+                               FEATURES, IMAGE_FORMATS, MODELS, TRAIN_PRECISIONS, listed)
+from translate.config import DataConfig, EvalConfig, TrainConfig
 from translate.errors import TranslateError
-from translate.losses import ADVERSARIAL
 
 app = typer.Typer(
     name="translate",
@@ -56,6 +63,12 @@ def user_errors() -> Iterator[None]:
             raise
         typer.echo(f"error: {str(exc).strip().splitlines()[0]}", err=True)
         raise typer.Exit(2) from None
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave: None is "not given", left out so the function handed off to applies its own
+    default (one place owns each default, and the CLI never repeats it)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _version(value: bool) -> None:
@@ -98,14 +111,17 @@ def fit(
     devices: Annotated[Optional[str], typer.Option(help="auto, a count (2) or ids (0,1); >1 uses DDP.")] = None,
     num_nodes: Annotated[Optional[int], typer.Option(help="Machines for multi-node DDP.")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="auto (DDP when devices x nodes > 1) or ddp.")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed or 16-mixed.")] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help=f"Lightning precision (train.precision): {listed(TRAIN_PRECISIONS)}.")] = None,
     adversarial: Annotated[Optional[str], typer.Option(
-        help=f"Adversarial objective (losses.adversarial): {', '.join(ADVERSARIAL)}.")] = None,
+        help=f"Adversarial objective (losses.adversarial): {listed(ADVERSARIAL)}.")] = None,
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="cyclegan or discogan: the model's published recipe on the target's data.")] = None,
+        "--model", help=f"{listed(MODELS)}: the model's published recipe on the target's data.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for weights, data order and augmentation.")] = None,
-    data_root: Annotated[Optional[str], typer.Option(help="Where named datasets live (default: datasets/).")] = None,
-    out_dir: Annotated[Optional[str], typer.Option(help="Where runs are written (default: checkpoints/).")] = None,
+    data_root: Annotated[Optional[str], typer.Option(
+        help=f"Where named datasets live (data.root; default: {DataConfig().root}/).")] = None,
+    out_dir: Annotated[Optional[str], typer.Option(
+        help=f"Where runs are written (train.out_dir; default: {TrainConfig().out_dir}/).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue checkpoints/<name>/last.ckpt exactly.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config and exit.")] = False,
 ) -> None:
@@ -149,9 +165,10 @@ def convert(
     source: Annotated[str, typer.Argument(help="An image, a folder (recursive) or a glob pattern.", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Output folder; mirrors the input's relative paths.",
                                            show_default=False)],
-    direction: Annotated[str, typer.Option(help="AtoB or BtoA.")] = "AtoB",
-    format: Annotated[Optional[str], typer.Option("--format", help="png, jpg or webp (default: keep).")] = None,
-    quality: Annotated[int, typer.Option(help="JPEG/WebP quality.")] = 95,
+    direction: Annotated[Optional[str], typer.Option(help=f"{listed(DIRECTIONS)} (default: AtoB).")] = None,
+    format: Annotated[Optional[str], typer.Option(
+        "--format", help=f"{listed(IMAGE_FORMATS)} (default: keep).")] = None,
+    quality: Annotated[Optional[int], typer.Option(help="JPEG/WebP quality, 0..100 (default: 95).")] = None,
     size: Annotated[Optional[int], typer.Option(
         help="Resize so the shorter side is N first (aspect kept); default: native size.")] = None,
     tile: Annotated[Optional[int], typer.Option(
@@ -160,11 +177,12 @@ def convert(
     batch_size: Annotated[Optional[int], typer.Option(
         help="Images of equal size translated together (default: 8 on CUDA, 1 on CPU).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
-    precision: Annotated[str, typer.Option(
-        help="auto (bf16/fp16 autocast on CUDA; bf16 on a CPU with native bf16, AVX-512 BF16 or AMX; else fp32), "
-             "32, bf16 or 16.")] = "auto",
-    backend: Annotated[str, typer.Option(
-        help="torch, or onnxruntime (CPU, fp32; needs the optional 'onnx' extra: pip install translate\\[onnx]).")] = "torch",
+    precision: Annotated[Optional[str], typer.Option(
+        help=f"{listed(CONVERT_PRECISIONS)}; auto: bf16/fp16 autocast on CUDA, bf16 on a CPU with native bf16 "
+             "(AVX-512 BF16 or AMX), else fp32 (default: auto).")] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help=f"{listed(BACKENDS)}; onnxruntime runs on the CPU in fp32 and needs the optional 'onnx' extra: pip "
+             "install translate\\[onnx] (default: torch).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (pays off on big jobs).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4 on CUDA, 1 on CPU).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -185,10 +203,11 @@ def convert(
             bar.update(task, completed=done, total=total,
                        rate=f"{done / elapsed:.1f} images/s" if done and elapsed > 0 else "")
 
-        report = infer.convert(checkpoint, source, output, direction=direction, fmt=format, quality=quality,
-                               skip_existing=skip_existing, batch_size=batch_size, device=device, size=size,
-                               tile=tile, precision=precision, compile=compile, workers=workers,
-                               progress=progress, backend=backend, log=lambda msg: bar.console.print(msg))
+        report = infer.convert(checkpoint, source, output, skip_existing=skip_existing, compile=compile,
+                               progress=progress, log=lambda msg: bar.console.print(msg),
+                               **_given(direction=direction, fmt=format, quality=quality, batch_size=batch_size,
+                                        device=device, size=size, tile=tile, precision=precision,
+                                        workers=workers, backend=backend))
     typer.echo(f"generator: {report.generator}; {report.precision}")
     _finish_batch("converted", report, output / infer.REPORT_NAME)
 
@@ -214,11 +233,14 @@ def export(
         show_default=False)],
     out: Annotated[Path, typer.Argument(
         help="Output name: writes OUT.safetensors and OUT.pt2 (OUT.onnx with --format onnx).", show_default=False)],
-    direction: Annotated[str, typer.Option(help="Which generator: AtoB or BtoA.")] = "AtoB",
-    program: Annotated[bool, typer.Option(help="Also write a program (.pt2, or .onnx with --format onnx).")] = True,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="The program beside the .safetensors: pt2 (torch.export) or onnx (for onnxruntime; "
-                         "needs the optional 'onnx' extra of translate).")] = "pt2",
+    direction: Annotated[Optional[str], typer.Option(
+        help=f"Which generator: {listed(DIRECTIONS)} (default: AtoB).")] = None,
+    program: Annotated[Optional[bool], typer.Option(
+        "--program/--no-program", help="Also write a program (.pt2, or .onnx with --format onnx) (default: "
+                                       "True).")] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help=f"The program beside the .safetensors: {listed(EXPORT_FORMATS)}; pt2: torch.export, onnx: "
+                         "for onnxruntime, needs the optional 'onnx' extra of translate (default: pt2).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
 ) -> None:
     """Write a standalone generator (safetensors weights + arguments, and a .pt2 or .onnx program), checked for
@@ -227,7 +249,7 @@ def export(
     from translate.export import export as run_export
 
     with user_errors():
-        result = run_export(checkpoint, out, direction=direction, program=program, force=force, fmt=fmt)
+        result = run_export(checkpoint, out, force=force, **_given(direction=direction, program=program, fmt=fmt))
     typer.echo(f"weights: {result.weights}")
     if result.program:
         typer.echo(f"program: {result.program}")
@@ -246,14 +268,18 @@ def evaluate(
         help="Dataset name or folder with testA/ testB/ (default: the checkpoint's own when it is a built-in or "
              "catalog name; a folder saved in a checkpoint is never followed).",
         show_default=False)] = None,
-    direction: Annotated[str, typer.Option(help="AtoB, BtoA or both.")] = "both",
-    features: Annotated[str, typer.Option(
-        help="inception (FID standard; weights fetched once), classifier (trained on the dataset, offline), "
-             "pixels, or package.module:factory.")] = "inception",
+    direction: Annotated[Optional[str], typer.Option(
+        help=f"{', '.join(DIRECTIONS)} or both (default: both).")] = None,
+    features: Annotated[Optional[str], typer.Option(
+        help=f"{', '.join(FEATURES)} or package.module:factory; inception: the FID standard, weights fetched "
+             "once; classifier: trained on the dataset, offline; pixels: 8x8 thumbnails "
+             f"(eval.features; default: {EvalConfig().features}).")] = None,
     out: Annotated[Optional[Path], typer.Option(
         help="Folder for report.json and the grids (default: <checkpoint folder>/eval/<checkpoint name>).")] = None,
-    max_images: Annotated[int, typer.Option(help="Test images per domain; 0: all.")] = 0,
-    data_root: Annotated[Optional[str], typer.Option(help="Where named datasets live.")] = None,
+    max_images: Annotated[Optional[int], typer.Option(
+        help=f"Test images per domain; 0: all (eval.max_images; default: {EvalConfig().max_images}).")] = None,
+    data_root: Annotated[Optional[str], typer.Option(
+        help=f"Where named datasets live (default: {DataConfig().root}/).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available).")] = None,
 ) -> None:
     """Translate the test split and score it: FID and KID against the real target test images (report.json,
@@ -263,11 +289,11 @@ def evaluate(
 
     from translate.evaluate import evaluate as run_evaluate
 
-    directions = ("AtoB", "BtoA") if direction == "both" else (direction,)
+    directions = None if direction is None else DIRECTIONS if direction == "both" else (direction,)
     with user_errors():
-        report = run_evaluate(checkpoint, dataset, directions=directions, features=features, out_dir=out,
-                              max_images=max_images, root=data_root, device=device)
-    table = Table(title=f"{report['model']} on {report['dataset']} ({features} features, "
+        report = run_evaluate(checkpoint, dataset, out_dir=out, root=data_root, device=device,
+                              **_given(directions=directions, features=features, max_images=max_images))
+    table = Table(title=f"{report['model']} on {report['dataset']} ({report['protocol']['features']} features, "
                         f"{report['protocol']['image_size']} px)")
     for column in ("direction", "images", "FID", "KID x 1000", "FID do-nothing"):  # do-nothing: the inputs
         table.add_column(column, justify="right")
@@ -309,9 +335,9 @@ def swap(
         "--from", help="An image with the attribute (the object's donor).", show_default=False)] = None,
     remove: Annotated[bool, typer.Option(
         "--remove", help="Folder form without --from: remove the attribute from every image.")] = False,
-    blend: Annotated[str, typer.Option(
-        help="footprint: change only where the edit is, keep every other pixel at the input's size; none: the "
-             "paper's raw decoder output at the training size.")] = "footprint",
+    blend: Annotated[Optional[str], typer.Option(
+        help=f"{listed(BLENDS)}; footprint: change only where the edit is, keep every other pixel at the input's "
+             "size; none: the paper's raw decoder output at the training size (default: footprint).")] = None,
 ) -> None:
     """GeneGAN: put the donor's object (glasses, smile, ...) on an image, and remove it from the donor;
     or (--remove) remove it from every image of a folder."""
@@ -322,10 +348,11 @@ def swap(
             raise TranslateError("give either --from DONOR (swap) or --remove (remove the attribute), not both")
         folder = onto.is_dir() or (not onto.exists() and any(ch in str(onto) for ch in "*?["))
         if folder or remove:
-            result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing, blend=blend)
+            result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing,
+                                         **_given(blend=blend))
             _finish_batch("removed" if remove else "swapped", result, out / genegan.REPORT_NAME)
             return
-        gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed, blend=blend)
+        gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed, **_given(blend=blend))
     typer.echo(f"with the object: {gained}\nwithout it:      {lost}")
 
 
@@ -335,21 +362,21 @@ def interpolate(
     onto: Annotated[Path, typer.Option("--onto", help="The image that receives the object.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output PNG.", show_default=False)],
     donor: Annotated[Optional[Path], typer.Option("--from", help="Strip: the object's donor.")] = None,
-    steps: Annotated[int, typer.Option(help="Strip: images from strength 0 to 1.")] = 8,
+    steps: Annotated[Optional[int], typer.Option(help="Strip: images from strength 0 to 1 (default: 8).")] = None,
     corners: Annotated[Optional[tuple[Path, Path, Path, Path]], typer.Option(
         help="Grid: four donors (top-left, top-right, bottom-left, bottom-right).")] = None,
-    grid: Annotated[int, typer.Option(help="Grid: N x N cells.")] = 5,
-    blend: Annotated[str, typer.Option(
-        help="footprint (each cell changes only where its edit is, at the input's size) or none (raw decoder "
-             "output).")] = "footprint",
+    grid: Annotated[Optional[int], typer.Option(help="Grid: N x N cells (default: 5).")] = None,
+    blend: Annotated[Optional[str], typer.Option(
+        help=f"{listed(BLENDS)}; footprint: each cell changes only where its edit is, at the input's size; none: "
+             "the raw decoder output (default: footprint).")] = None,
 ) -> None:
     """GeneGAN: the object at increasing strength (--from, a strip) or bilinear mixes of four objects
     (--corners, a grid), on one image."""
     from translate import swap as genegan
 
     with user_errors():
-        path = genegan.interpolate_files(checkpoint, onto, out, donor=donor, steps=steps, corners=corners, grid=grid,
-                                         blend=blend)
+        path = genegan.interpolate_files(checkpoint, onto, out, donor=donor, corners=corners,
+                                         **_given(steps=steps, grid=grid, blend=blend))
     typer.echo(f"wrote {path}")
 
 
@@ -371,9 +398,15 @@ datasets_app = typer.Typer(help="The dataset catalog: list, download, inspect.",
 app.add_typer(datasets_app, name="datasets")
 
 
+def _data_root(root: Optional[Path]) -> Path:
+    """--root, else the data.root default of the config (where fit and evaluate look too)."""
+    return root if root is not None else Path(DataConfig().root)
+
+
 @datasets_app.command("list")
 def datasets_list(
-    root: Annotated[Path, typer.Option(help="Where datasets live.")] = Path("datasets"),
+    root: Annotated[Optional[Path], typer.Option(
+        help=f"Where datasets live (data.root; default: {DataConfig().root}/).")] = None,
 ) -> None:
     """Catalog datasets (and built-in ones): model, domains, source, licence, what is on disk."""
     from rich.console import Console
@@ -382,6 +415,7 @@ def datasets_list(
     from translate.data.builtin import BUILTIN_DATASETS
     from translate.data.catalog import CATALOG, on_disk
 
+    root = _data_root(root)
     table = Table("name", "model", "domains", "source", "on disk (trainA/trainB/testA/testB)", "licence")
     for name, spec in BUILTIN_DATASETS.items():
         table.add_row(name, "any", spec.description, "built-in (generated)", on_disk(root / name), "ours")
@@ -395,7 +429,8 @@ def datasets_list(
 @datasets_app.command("download")
 def datasets_download(
     name: Annotated[str, typer.Argument(help="A catalog name (translate datasets list).", show_default=False)],
-    root: Annotated[Path, typer.Option(help="Where datasets live.")] = Path("datasets"),
+    root: Annotated[Optional[Path], typer.Option(
+        help=f"Where datasets live (data.root; default: {DataConfig().root}/).")] = None,
     url: Annotated[Optional[str], typer.Option(help="Mirror: base URL the archive name is appended to.")] = None,
 ) -> None:
     """Download (resumable, verified) and unpack a dataset into ROOT/NAME."""
@@ -406,8 +441,8 @@ def datasets_download(
     with user_errors(), Progress(*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
                                  transient=True) as bar:
         task = bar.add_task(name, total=None)
-        folder = prepare(name, root, mirror=url, progress=lambda done, total: bar.update(task, completed=done,
-                                                                                         total=total),
+        folder = prepare(name, _data_root(root), mirror=url,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total),
                          log=lambda msg: bar.console.print(msg))
     typer.echo(f"{name}: {folder}")
 

@@ -31,7 +31,7 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from translate.checkpoint import load_net
-from translate.config import Config, DataConfig, from_dict, from_saved
+from translate.config import Config, DataConfig, EvalConfig, from_dict, from_saved
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
 from translate.data.files import guard_outputs
@@ -225,11 +225,14 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
 
 
 def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tuple[str, ...] = ("AtoB", "BtoA"),
-             features: str = "inception", out_dir: str | Path | None = None, max_images: int = 0,
+             features: str | None = None, out_dir: str | Path | None = None, max_images: int | None = None,
              root: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Score `checkpoint` on `dataset` (default: the one it was trained on); writes ``report.json`` and one
-    ``grid_<direction>.png`` (inputs above, translations below) into `out_dir` and returns the report."""
+    ``grid_<direction>.png`` (inputs above, translations below) into `out_dir` and returns the report.
+    `features` and `max_images` default to the config's (:class:`EvalConfig`), as training's evaluations."""
     started = time.perf_counter()
+    features = EvalConfig().features if features is None else features
+    max_images = EvalConfig().max_images if max_images is None else max_images
     for direction in directions:
         if direction not in DIRECTIONS:
             raise TranslateError(f"--direction must be AtoB, BtoA or both, got '{direction}'")

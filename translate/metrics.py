@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import logging
 import os
 import warnings
 from pathlib import Path
-from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -46,16 +46,26 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, state_dict: dict[str, torch.Tensor]) -> None:
         super().__init__()
-        import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
         from torchmetrics.image.fid import NoTrainInceptionV3
 
-        # torch-fidelity loads its weights itself (with weights_only=False); hand it ours, already checked.
-        with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *args, **kwargs: state_dict):
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"], antialias=True)
+        # Without feature_extractor_weights_path torch-fidelity downloads the weights itself; with one it
+        # reads them with torch.load(weights_only=False), which unpickles. So it gets an in-memory copy of
+        # our state dict, already loaded with weights_only=True (plain tensors): nothing it unpickles came
+        # from a file, and it never touches the network.
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                      feature_extractor_weights_path=_in_memory(state_dict), antialias=True)
         self.num_features = 2048
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).reshape(len(images), -1)
+
+
+def _in_memory(state_dict: dict[str, torch.Tensor]) -> io.BytesIO:
+    """`state_dict` serialized into a buffer that torch.load reads as it reads a path."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    return buffer
 
 
 class PixelFeatures(nn.Module):

@@ -314,9 +314,22 @@ def fit(cfg: Config, run_dir: Path, resume_from: Path | None = None, lock: RunLo
             lock.release()
 
 
+def build_checked(cfg: Config) -> TranslationModel:
+    """The LightningModule `cfg` names. config.validate refuses the nets a model cannot use, so a ValueError
+    from a model or net constructor is still the user's choice of settings: a ConfigError naming them, not
+    a traceback. Only construction is guarded; a ValueError while training stays a bug's traceback."""
+    try:
+        return build_model(cfg)
+    except ValueError as exc:
+        m = cfg.model
+        raise ConfigError(f"model.name={m.name} with model.generator.arch={m.generator.arch} and "
+                          f"model.discriminator.arch={m.discriminator.arch}: {str(exc).strip().splitlines()[0]}"
+                          ) from None
+
+
 def _fit(cfg: Config, run_dir: Path, resume_from: Path | None, built: list[pl.Trainer]) -> FitResult:
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    model = build_model(cfg)
+    model = build_checked(cfg)
     if cfg.train.init and resume_from is None:  # fine-tuning; a resumed run has its own weights
         load_init(model, cfg.train.init)
     data = UnpairedDataModule(cfg.data, seed=cfg.train.seed)
