@@ -20,11 +20,10 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from translate.checkpoint import write_block
 from translate.config import Config, from_dict
 from translate.data.transforms import to_model_range
 from translate.nets import NETS, init_weights
-
-FORMAT_VERSION = 1
 
 
 def linear_decay(epoch: int, n_epochs: int, n_epochs_decay: int) -> float:
@@ -212,13 +211,7 @@ class TranslationModel(pl.LightningModule):
         pass
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["translate"] = {
-            "format_version": FORMAT_VERSION,
-            "model": self.name,
-            "config": self.cfg.to_dict(),
-            "nets": self.net_specs,
-            "state": self.extra_state(),
-        }
+        checkpoint["translate"] = write_block(self.name, self.cfg.to_dict(), self.net_specs, self.extra_state())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from translate.checkpoint import check_block
