@@ -296,3 +296,107 @@ def test_a_checkpoint_from_before_the_new_layout_resumes_bit_exact(unpaired: Pat
     for ours, theirs in zip(now["optimizer_states"], then["optimizer_states"]):
         for index, state in theirs["state"].items():
             assert torch.equal(ours["state"][index]["exp_avg"], state["exp_avg"])
+
+
+# ----------------------------------------------------------------- the block and load_generator on real files
+
+def _fit(config: Path, name: str) -> Path:
+    from typer.testing import CliRunner
+
+    from translate.cli import app
+
+    result = CliRunner().invoke(app, ["fit", str(config), "--name", name, "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    return config.parent / "runs" / name / "last.ckpt"
+
+
+@pytest.fixture
+def fitted(tiny_config: Path) -> Path:
+    """last.ckpt of a tiny CycleGAN after one batch."""
+    return _fit(tiny_config, "c")
+
+
+def _assert_net_is(net: torch.nn.Module, ckpt: dict, attr: str) -> None:
+    """`net` holds exactly the weights the checkpoint's state_dict has under ``attr.``."""
+    saved = {k[len(attr) + 1:]: v for k, v in ckpt["state_dict"].items() if k.startswith(attr + ".")}
+    ours = net.state_dict()
+    assert saved and ours.keys() == saved.keys(), attr
+    assert all(torch.equal(ours[k], v) for k, v in saved.items()), attr
+    assert not net.training
+
+
+def test_the_block_a_fitted_model_writes_round_trips_through_check_block(fitted: Path):
+    from translate.checkpoint import check_block, write_block
+    from translate.config import from_dict
+    from translate.models import build_model
+
+    ckpt = torch.load(fitted, map_location="cpu", weights_only=True)
+    block = check_block(ckpt, expect_model="cyclegan", path=fitted)
+    assert block is ckpt["translate"] and block["format_version"] == FORMAT_VERSION
+    assert set(block["nets"]) == {"g_ab", "g_ba", "d_a", "d_b"} and set(block["state"]) == {"pool_a", "pool_b"}
+    # a model rebuilt from the block alone writes the same block, and takes the saved state back
+    model = build_model(from_dict(block["config"]))
+    model.on_load_checkpoint(ckpt)
+    again = write_block(model.name, model.cfg.to_dict(), model.net_specs, model.extra_state())
+    assert {k: v for k, v in again.items() if k != "state"} == {k: v for k, v in block.items() if k != "state"}
+    for pool in ("pool_a", "pool_b"):
+        assert torch.equal(again["state"][pool]["images"], block["state"][pool]["images"])
+    rebuilt = {"translate": again, "state_dict": model.state_dict()}
+    assert check_block(rebuilt, expect_model="cyclegan") is again
+    with pytest.raises(CheckpointError, match="checkpoint of a cyclegan model, expected genegan"):
+        check_block(rebuilt, expect_model="genegan")
+
+
+def test_load_generator_gives_the_right_net_from_each_kind_of_source(fitted: Path, tmp_path: Path):
+    from translate.checkpoint import load_generator
+    from translate.export import export
+
+    ckpt = torch.load(fitted, map_location="cpu", weights_only=True)
+    for direction, attr in (("AtoB", "g_ab"), ("BtoA", "g_ba")):
+        found = load_generator(fitted, direction)
+        _assert_net_is(found.net, ckpt, attr)
+        assert (found.origin, found.model, found.direction, found.path) == ("checkpoint", "cyclegan", direction, fitted)
+        assert found.config == ckpt["translate"]["config"]
+        assert (found.arch, found.kwargs) == (ckpt["translate"]["nets"][attr]["arch"],
+                                              ckpt["translate"]["nets"][attr]["kwargs"])
+    weights = export(fitted, tmp_path / "gen", direction="BtoA", program=False).weights
+    for asked in ("BtoA", None):  # None: whichever the export holds
+        found = load_generator(weights, asked)
+        _assert_net_is(found.net, ckpt, "g_ba")
+        assert (found.origin, found.direction, found.config) == ("export", "BtoA", None)
+    with pytest.raises(CheckpointError, match="holds the BtoA generator"):
+        load_generator(weights, "AtoB")
+    classic = tmp_path / "latest_net_G_A.pth"
+    torch.save({k[len("g_ab."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("g_ab.")}, classic)
+    found = load_generator(classic)
+    _assert_net_is(found.net, ckpt, "g_ab")
+    assert (found.origin, found.model, found.arch) == ("classic", "cyclegan", "resnet")
+    with pytest.raises(CheckpointError, match="one way only"):
+        load_generator(classic, "BtoA")
+    with pytest.raises(CheckpointError, match="give a direction"):
+        load_generator(fitted, None)
+
+
+def test_load_generator_gives_swap_the_genegan_net_and_refuses_other_models(fitted: Path, tmp_path: Path,
+                                                                           unpaired: Path):
+    import yaml
+
+    from conftest import TINY
+    from translate.checkpoint import SWAP_NET, load_generator
+
+    cfg = {**TINY, "model": {"name": "genegan", "generator": {"ngf": 8}, "discriminator": {"ndf": 8}},
+           "data": {**TINY["data"], "dataset": str(unpaired), "load_size": 32, "batch_size": 2},
+           "train": {**TINY["train"], "out_dir": str(tmp_path / "runs")}}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(cfg))
+    genegan = _fit(tmp_path / "g.yaml", "g")
+    ckpt = torch.load(genegan, map_location="cpu", weights_only=True)
+    found = load_generator(genegan, net=SWAP_NET)
+    _assert_net_is(found.net, ckpt, "g")
+    assert (found.model, found.arch, found.direction, found.config["data"]["crop_size"]) == ("genegan", "genegan",
+                                                                                             None, 32)
+    with pytest.raises(CheckpointError, match="a cyclegan checkpoint; swap and interpolate need a genegan checkpoint"):
+        load_generator(fitted, net=SWAP_NET)
+    with pytest.raises(CheckpointError, match="no AtoB generator.*translate swap"):
+        load_generator(genegan, "AtoB")
+    with pytest.raises(CheckpointError, match="checkpoint not found: horse2zebra$"):  # no zoo lookup for a net
+        load_generator("horse2zebra", net=SWAP_NET)

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from translate.checkpoint import load_generator
 from translate.cli import app
-from translate.infer import REPORT_NAME, convert, load_generator
+from translate.infer import REPORT_NAME, convert
 
 runner = CliRunner()
 
@@ -59,7 +60,7 @@ def test_output_matches_the_generator_and_batches_do_not_change_results(checkpoi
         a = np.asarray(Image.open(tmp_path / "one" / name)).astype(int)
         b = np.asarray(Image.open(tmp_path / "many" / name)).astype(int)
         assert np.abs(a - b).max() <= 1
-    net = load_generator(checkpoint, "AtoB")
+    net = load_generator(checkpoint, "AtoB").net
     x = torch.from_numpy(np.array(Image.open(photos / "sub" / "a.jpg").convert("RGB"))).permute(2, 0, 1)[None]
     with torch.no_grad():
         y = ((net(x.float() / 127.5 - 1) + 1) * 127.5).round().clamp(0, 255)[0].permute(1, 2, 0).numpy()
@@ -219,9 +220,9 @@ def test_export_reproduces_the_checkpoint_and_converts(checkpoint: Path, photos:
     assert weights.is_file() and program.is_file()
     x = torch.rand(1, 3, 36, 44) * 2 - 1
     with torch.no_grad():
-        expected = load_generator(checkpoint, "BtoA")(x)
+        expected = load_generator(checkpoint, "BtoA").net(x)
         assert torch.allclose(torch.export.load(program).module()(x), expected, atol=1e-5)
-        assert torch.allclose(load_generator(weights, "BtoA")(x), expected, atol=1e-6)
+        assert torch.allclose(load_generator(weights, "BtoA").net(x), expected, atol=1e-6)
     a = convert(checkpoint, photos, tmp_path / "from_ckpt", direction="BtoA", fmt="png")
     b = convert(weights, photos, tmp_path / "from_export", direction="BtoA", fmt="png")
     for x_path, y_path in zip(sorted(a.written), sorted(b.written)):
@@ -352,9 +353,9 @@ def test_out_of_memory_is_retried_alone_then_tiled_then_reported(tmp_path: Path,
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(src / "big.png")  # fits only in tiles
     Image.fromarray(rng.integers(0, 256, (200, 8, 3), dtype=np.uint8)).save(src / "never.png")  # never fits
     net = OutOfMemoryAbove(limit=1500)
-    from translate.generators import Generator
+    from translate.checkpoint import Generator
 
-    monkeypatch.setattr(infer, "open_generator", lambda *a, **k: Generator(net, "test", {}, "cyclegan", Path("x"), "export"))
+    monkeypatch.setattr(infer, "load_generator", lambda *a, **k: Generator(net, "test", {}, "cyclegan", Path("x"), "export"))
     report = convert("unused.ckpt", src, tmp_path / "out", batch_size=2, precision="32")
     assert sorted(Path(p).name for p in report.written) == ["a.png", "b.png", "big.png"]
     assert list(report.failed) == [str(src / "never.png")] and "out of memory" in report.failed[str(src / "never.png")]
@@ -459,13 +460,13 @@ def test_bf16_on_a_cpu_runs_bf16_weights_that_give_autocasts_output(checkpoint: 
     assert choose_precision(torch.device("cpu"), "bf16")[0] == "bf16"
     report = convert(checkpoint, photos / "odd.png", tmp_path / "out", precision="bf16")
     assert report.written and "bf16" in report.precision
-    net = load_generator(checkpoint, "AtoB")
+    net = load_generator(checkpoint, "AtoB").net
     x = torch.from_numpy(np.asarray(Image.open(photos / "odd.png").convert("RGB")).copy()).permute(2, 0, 1)[None]
     x = x.float() / 127.5 - 1
     with torch.no_grad():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             autocast = _forward_padded(net, x).float()
-        cast = _forward_padded(InDtype(load_generator(checkpoint, "AtoB"), torch.bfloat16), x)
+        cast = _forward_padded(InDtype(load_generator(checkpoint, "AtoB").net, torch.bfloat16), x)
     assert cast.dtype == torch.float32 and (cast - autocast).abs().max().item() < 2 / 127.5
     written = np.asarray(Image.open(tmp_path / "out" / "odd.png").convert("RGB"), dtype=float)
     expected = ((autocast + 1) * 127.5).round().clamp(0, 255)[0].permute(1, 2, 0).numpy()

@@ -141,7 +141,7 @@ def test_broken_parity_in_export_removes_every_file(checkpoint: Path, tmp_path: 
 
 
 def test_cli_export_format_onnx(checkpoint: Path, tmp_path: Path):
-    from translate.infer import load_generator
+    from translate.checkpoint import load_generator
 
     out = tmp_path / "gen"
     result = runner.invoke(app, ["export", str(checkpoint), str(out), "--format", "onnx", "--direction", "BtoA"])
@@ -154,7 +154,7 @@ def test_cli_export_format_onnx(checkpoint: Path, tmp_path: Path):
     assert runtime.header["kwargs"]["ngf"] == 4 and runtime.size_multiple == 4
     x = torch.rand(2, 3, 36, 44) * 2 - 1
     with torch.no_grad():
-        assert (runtime(x) - load_generator(checkpoint, "BtoA")(x)).abs().max().item() <= 1e-4
+        assert (runtime(x) - load_generator(checkpoint, "BtoA").net(x)).abs().max().item() <= 1e-4
     before = (tmp_path / "gen.onnx").read_bytes()
     again = runner.invoke(app, ["export", str(checkpoint), str(out), "--format", "onnx"])
     assert again.exit_code != 0 and "already exist" in again.output

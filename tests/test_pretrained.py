@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from conftest import TINY, make_domain
 from translate import zoo
+from translate.checkpoint import load_generator
 from translate.cli import app
 from translate.config import resolve
 from translate.errors import CheckpointError
-from translate.generators import open_generator
 from translate.models import build_model
 from translate.nets import ResnetGenerator
 from translate.train import load_init
@@ -119,7 +119,7 @@ def test_convert_export_and_evaluate_take_a_model_name(zoo_server, tmp_path: Pat
 
     exported = runner.invoke(app, ["export", "zebra2horse", str(tmp_path / "z2h"), "--no-program"])
     assert exported.exit_code == 0, exported.output
-    y = open_generator(tmp_path / "z2h.safetensors").net(x)
+    y = load_generator(tmp_path / "z2h.safetensors").net(x)
     torch.testing.assert_close(y, classic(1)[0](x))
 
     data = tmp_path / "h2z"
@@ -152,9 +152,9 @@ def test_evaluate_a_classic_file_scores_its_one_direction(tmp_path: Path):
 
 def test_a_misspelt_model_name_is_a_missing_file_with_the_close_name(tmp_path: Path):
     with pytest.raises(CheckpointError, match="did you mean the pretrained horse2zebra"):
-        open_generator("horse2zebr")
+        load_generator("horse2zebr")
     model = build_model(resolve(TINY))
     with pytest.raises(CheckpointError, match="did you mean the pretrained style_monet"):
         load_init(model, "style_monett")
     with pytest.raises(CheckpointError, match="translate models list"):
-        open_generator(tmp_path / "nothing.ckpt")
+        load_generator(tmp_path / "nothing.ckpt")

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from translate.checkpoint import load_generator
 from translate.cli import app
 from translate.errors import CheckpointError
-from translate.generators import open_generator
 from translate.nets import ResnetGenerator, UnetGenerator
 from translate.upstream import infer_layout, load_state, to_upstream
 
@@ -23,7 +23,7 @@ needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason="../shared/fixtu
 
 @needs_fixture
 def test_classic_weights_reproduce_the_classic_float_output():
-    generator = open_generator(FIXTURE / "latest_net_G.pth")  # the path convert, export and evaluate take
+    generator = load_generator(FIXTURE / "latest_net_G.pth")  # the path convert, export and evaluate take
     assert generator.origin == "classic" and generator.arch == "resnet"
     assert (generator.kwargs["n_blocks"], generator.kwargs["ngf"], generator.kwargs["dropout"]) == (6, 16, False)
     image = np.asarray(Image.open(FIXTURE / "inputs" / "photo1.png").convert("RGB"))
@@ -140,11 +140,11 @@ def test_a_file_matching_no_layout_says_what_was_found(tmp_path: Path):
     wrapped = tmp_path / "wrapped.pth"
     torch.save({"epoch": 3, "weights": {"a": torch.zeros(1)}}, wrapped)
     with pytest.raises(CheckpointError, match="neither a translate checkpoint nor a generator's state dict"):
-        open_generator(wrapped)
+        load_generator(wrapped)
 
 
 def test_a_classic_file_translates_one_way_only(tmp_path: Path):
     path = tmp_path / "latest_net_G_A.pth"
     torch.save(to_upstream(ResnetGenerator(ngf=4, n_blocks=1)), path)
     with pytest.raises(CheckpointError, match="one way only"):
-        open_generator(path, "BtoA")
+        load_generator(path, "BtoA")

@@ -1,12 +1,19 @@
-"""Checkpoint reading with safety checks: ``weights_only=True``, model kind, format version and shape.
+"""The checkpoint format, and its one reader: this module owns both.
 
 A checkpoint is Lightning's dict (state_dict, optimizer states, loops) plus our ``translate`` block:
-``{"format_version", "model", "config", "nets": {attr: {"kind", "arch", "kwargs"}}, "state"}``. Everything
-in it is tensors and primitives, so untrusted files load without unpickling code, and a generator can be
-rebuilt from the block alone (no architecture flags repeated at test time).
+``{"format_version", "model", "config", "nets": {attr: {"kind", "arch", "kwargs"}}, "state"}``, built by
+:func:`write_block` (called by the models' ``on_save_checkpoint``) and checked by :func:`check_block` (the
+models' ``on_load_checkpoint``, and every command that reads one). Everything in it is tensors and
+primitives, so untrusted files load without unpickling code, and a net can be rebuilt from the block alone
+(no architecture flags repeated at test time). :data:`DIRECTIONS` maps a direction to the net translating
+that way (``g_ab``, ``g_ba``; GeneGAN's :data:`SWAP_NET` ``g`` has none).
 
-Loading never runs code and never tells a user to: the file is sniffed first (an image, a text file, a
-``torch.export`` program or a ``.safetensors`` export is named as such), a pickle global the safe loader
+:func:`load_generator` is the one way in for every command that needs a generator (convert, export,
+evaluate, swap, fit --init): a pretrained model name, a ``.safetensors`` export (format: export.py), a
+translate checkpoint or a classic CycleGAN state dict (layout: upstream.py).
+
+Loading never runs code and never tells a user to: the file is sniffed first (sniff.py: an image, a text
+file, a ``torch.export`` program or a ``.safetensors`` export is named as such), a pickle global the safe loader
 refuses is reported as refused, and every field the block and the state dict must have is checked before
 anything is built from it, so a malformed file is a one-line :class:`CheckpointError`.
 """
@@ -14,93 +21,24 @@ anything is built from it, so a malformed file is a one-line :class:`CheckpointE
 from __future__ import annotations
 
 import inspect
-import re
-import struct
 import warnings
-import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from translate.config import from_saved
 from translate.errors import CheckpointError
+from translate.sniff import safe_message, sniff
 
 FORMAT_VERSION = 2  # 2: the config holds only the model's own keys (config.from_saved upgrades 1)
+DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}  # direction -> the net that translates that way
+SWAP_NET = "g"  # GeneGAN's encoder-decoder: it has no direction; swap and interpolate load it
 
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_MAGIC = 0x80  # PROTO opcode: the first byte of a legacy (non-zip) torch.save file
-_IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
-                b"II*\x00": "a TIFF image", b"MM\x00*": "a TIFF image"}
-_USE_INSTEAD = "give the .ckpt from translate fit or the .safetensors from translate export"
 _PRIMITIVES = (bool, int, float, str, type(None))
-# Lines of PyTorch's weights_only messages that advise loading with weights_only=False: never shown.
-_UNSAFE_ADVICE = ("weights_only", "Weights only", "Re-running", "arbitrary code", "trusted source",
-                  "Please file an issue", "Check the documentation", "torch.serialization", "safe_globals")
-
-
-def _sniff(path: Path) -> str | None:
-    """Why `path` is not a checkpoint, judged from its first bytes; None when torch.load should try it."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(512)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    if not head:
-        return "an empty file, not a checkpoint"
-    if head.startswith(_ZIP_MAGIC):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return "a damaged or incomplete zip archive, not a readable checkpoint (was the copy cut short?)"
-        if any(name.rsplit("/", 1)[-1] in ("archive_format", "model.json") for name in names):
-            return f"a torch.export program (.pt2) for serving without translate; {_USE_INSTEAD}"
-        if any(name.endswith("constants.pkl") or "/code/" in name for name in names):
-            return f"a TorchScript program, not a checkpoint; {_USE_INSTEAD}"
-        if not any(name.endswith("data.pkl") for name in names):
-            return "a zip archive that is not a PyTorch checkpoint (it has no data.pkl)"
-        return None
-    if head[0] == _PICKLE_MAGIC:
-        return None
-    for magic, what in _IMAGE_MAGIC.items():
-        if head.startswith(magic):
-            return f"{what}, not a checkpoint"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "a WebP image, not a checkpoint"
-    if head.startswith(b"BM") and head[6:10] == b"\x00\x00\x00\x00":  # BMP: reserved header bytes are zero
-        return "a BMP image, not a checkpoint"
-    if len(head) >= 9:
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if head[8:9] == b"{" and 0 < header_len < 100_000_000:
-            return ("a .safetensors file: translate convert takes a generator exported by translate export; "
-                    "other commands need the .ckpt from translate fit")
-    if b"\x00" not in head:
-        try:
-            head.decode("utf-8")
-            text = True
-        except UnicodeDecodeError as exc:
-            text = exc.start >= len(head) - 3  # a multi-byte character cut by the 512-byte read
-        if text:
-            return "a text file (YAML?), not a checkpoint"
-    return "not a readable checkpoint (neither a PyTorch zip archive nor a pickle)"
-
-
-def _safe_message(exc: BaseException) -> str:
-    """A one-line reason for a failed safe load, without PyTorch's advice to load with weights_only=False."""
-    text = str(exc)
-    refused = re.search(r"GLOBAL ([\w.]+)", text)
-    if refused:
-        return (f"not a readable checkpoint: refused because loading it would run code (GLOBAL {refused.group(1)}); "
-                "translate never runs code from a file")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    useful = [line for line in lines if not any(marker in line for marker in _UNSAFE_ADVICE)]
-    if "Weights only load failed" in text:
-        detail = f" ({useful[0][:200]})" if useful else ""
-        return (f"not a readable checkpoint: refused because it holds data a safe load does not accept{detail}; "
-                "translate never runs code from a file")
-    detail = useful[0][:200] if useful else type(exc).__name__
-    return f"not a readable checkpoint ({detail})"
 
 
 def read_torch_file(path: str | Path) -> Any:
@@ -111,7 +49,7 @@ def read_torch_file(path: str | Path) -> Any:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; give the .ckpt file (for example {path / 'last.ckpt'})")
-    why = _sniff(path)
+    why = sniff(path)
     if why is not None:
         raise CheckpointError(f"{path}: {why}")
     try:
@@ -119,7 +57,7 @@ def read_torch_file(path: str | Path) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure of the safe loader on a user's file is their file's fault
-        raise CheckpointError(f"{path}: {_safe_message(exc)}") from None
+        raise CheckpointError(f"{path}: {safe_message(exc)}") from None
 
 
 def is_translate_checkpoint(loaded: Any) -> bool:
@@ -175,6 +113,14 @@ def build_from_spec(name: str, spec: dict[str, Any]) -> nn.Module:
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"net '{name}' cannot be built from its kwargs ({first[:200]})") from None
+
+
+def write_block(model: str, config: dict[str, Any], net_specs: dict[str, dict[str, Any]],
+                state: dict[str, Any]) -> dict[str, Any]:
+    """The ``translate`` block of a checkpoint: the format version, the model's name, its config (plain
+    values), each net's ``{"kind", "arch", "kwargs"}`` and the recipe's extra state (tensors and primitives)."""
+    return {"format_version": FORMAT_VERSION, "model": model, "config": config, "nets": dict(net_specs),
+            "state": state}
 
 
 def check_block(checkpoint: Any, expect_model: str | None = None, path: str | Path = "checkpoint") -> dict[str, Any]:
@@ -244,3 +190,153 @@ def load_net(checkpoint: dict[str, Any], attr: str, path: str | Path = "checkpoi
     except RuntimeError as exc:
         raise CheckpointError(f"weights of '{attr}' do not match its architecture: {str(exc).splitlines()[0]}")
     return net.eval()
+
+
+def check_direction(direction: str) -> str:
+    """The net attribute for `direction` ("AtoB" -> "g_ab"); a one-line error for anything else."""
+    if direction not in DIRECTIONS:
+        raise CheckpointError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{direction}'")
+    return DIRECTIONS[direction]
+
+
+def net_attr(block: dict[str, Any], direction: str) -> str:
+    """The net of a checked block that translates `direction`; a one-line error when the model has none."""
+    attr = check_direction(direction)
+    if attr not in block["nets"]:
+        hint = "; GeneGAN swaps objects: use translate swap / interpolate" if block["model"] == "genegan" else ""
+        raise CheckpointError(f"a {block['model']} checkpoint has no {direction} generator "
+                              f"(it has: {', '.join(block['nets'])}){hint}")
+    return attr
+
+
+# ----------------------------------------------------------------- one generator from whatever a user has
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Generator:
+    """What :func:`load_generator` returns: the net and where it came from (``describe()`` says it in words)."""
+
+    net: nn.Module  # eval mode, CPU
+    arch: str
+    kwargs: dict[str, Any]
+    model: str  # "cyclegan", ... (classic files and the zoo: "cyclegan")
+    path: Path  # the file the weights came from
+    origin: str  # "checkpoint" | "export" | "classic" | "pretrained"
+    name: str | None = None  # the pretrained model's name
+    direction: str | None = "AtoB"  # the way it translates (an export says; else the one asked for; None: SWAP_NET)
+    notes: list[str] = field(default_factory=list)
+    config: dict[str, Any] | None = None  # a translate checkpoint's saved config (plain values)
+
+    def describe(self) -> str:
+        from translate.upstream import Layout
+
+        shape = Layout(self.arch, self.kwargs).describe() if self.arch in ("resnet", "unet") else self.arch
+        if self.origin == "pretrained":
+            return f"pretrained {self.name} ({shape})"
+        what = {"checkpoint": "translate checkpoint", "export": "exported generator",
+                "classic": "classic CycleGAN generator"}[self.origin]
+        return f"{what} {self.path} ({shape})"
+
+
+def zoo_name(source: str | Path) -> str | None:
+    """`source` as a pretrained model name, or None when it is (or names) a file."""
+    from translate import zoo
+
+    text = str(source)
+    if Path(text).is_file() or "/" in text or "\\" in text:
+        return None
+    return text if zoo.is_model_name(text) else None
+
+
+def not_found(source: str | Path, what: str = "checkpoint") -> CheckpointError:
+    """A missing file that may be a misspelt model name: the error says which names are close."""
+    import difflib
+
+    from translate import zoo
+
+    close = difflib.get_close_matches(Path(source).name, list(zoo.ZOO), n=3, cutoff=0.6)
+    hint = (f"; did you mean the pretrained {' or '.join(close)}?" if close
+            else " (nor a pretrained model name: translate models list)")
+    return CheckpointError(f"{what} not found: {source}{hint}")
+
+
+def load_generator(source: str | Path, direction: str | None = "AtoB", *, net: str | None = None,
+                   log: Log | None = None, mirror: str | None = None) -> Generator:
+    """The generator `source` names, in eval mode on the CPU; every file is read with ``weights_only=True``.
+
+    `source` is, in this order: a **pretrained model name** (``horse2zebra``; ``translate models list``) when
+    no file of that name exists, fetched into the model cache on first use (``direction="BtoA"`` gives the
+    model that translates back, ``zebra2horse``, where the zoo has one); a ``.safetensors`` generator from
+    ``translate export``; a **translate checkpoint** (its generator for `direction`, see :data:`DIRECTIONS`);
+    a **classic CycleGAN generator file**, a bare state dict such as ``latest_net_G_A.pth`` (architecture read
+    from its tensors, see upstream.py), which translates one way only, so `direction` must be AtoB.
+
+    `direction` None takes the one generator of a file that holds one (an export: its saved direction; a
+    classic file: AtoB); a translate checkpoint needs a direction. `net` asks for a net of a translate
+    checkpoint by name instead (swap and interpolate: :data:`SWAP_NET`); then nothing else is accepted."""
+    if net is not None:
+        return checkpoint_generator(load_checkpoint(source), None, net=net, path=Path(source))
+    if direction is not None:
+        check_direction(direction)
+    name = zoo_name(source)
+    if name is None:
+        return _from_file(Path(source), direction)
+    from translate import zoo
+
+    chosen = name if direction in (None, "AtoB") else zoo.ZOO[name].partner
+    if chosen is None:
+        raise CheckpointError(f"the pretrained {name} translates one way only ({zoo.ZOO[name].direction}); "
+                              "there is no BtoA model for it")
+    found = _from_file(zoo.fetch(chosen, mirror=mirror, log=log), "AtoB", what="pretrained model file")
+    found.origin, found.name = "pretrained", chosen
+    return found
+
+
+def _from_file(path: Path, direction: str | None, what: str = "checkpoint") -> Generator:
+    """An export, a translate checkpoint or a classic state dict (see :func:`load_generator`)."""
+    from translate.export import SUFFIX, read_exported
+    from translate.upstream import is_state_dict, load_state
+
+    if not path.exists():
+        raise not_found(path, what)
+    if path.suffix == SUFFIX:
+        gen, info = read_exported(path, direction)
+        return Generator(gen, info["arch"], info["kwargs"], info.get("model", "cyclegan"), path, "export",
+                         direction=info.get("direction") or direction or "AtoB")
+    loaded = read_torch_file(path)
+    if is_translate_checkpoint(loaded):
+        if direction is None:
+            raise CheckpointError(f"{path} is a translate checkpoint: give a direction ({', '.join(DIRECTIONS)})")
+        return checkpoint_generator(loaded, direction, path=path)
+    if is_state_dict(loaded):
+        if direction not in (None, "AtoB"):
+            raise CheckpointError(f"{path} is a classic CycleGAN generator file, which translates one way only: "
+                                  "leave out --direction (for the other way give its net_G_B file)")
+        gen, layout = load_state(path, loaded)
+        notes = [f"left out {len(layout.dropped)} instance-norm running-statistics entries (as the classic "
+                 "loader does)"] if layout.dropped else []
+        return Generator(gen, layout.arch, layout.kwargs, "cyclegan", path, "classic", notes=notes)
+    raise CheckpointError(f"{path}: neither a translate checkpoint nor a generator's state dict")
+
+
+def checkpoint_generator(loaded: dict[str, Any], direction: str | None = "AtoB", *, net: str | None = None,
+                         path: str | Path = "checkpoint") -> Generator:
+    """What :func:`load_generator` gives for a translate checkpoint, from one already read (evaluate reads
+    it once for both directions): the generator for `direction`, or the net called `net`."""
+    block = check_block(loaded, path=path)
+    if net is None:
+        attr = net_attr(block, direction)
+    elif net in block["nets"]:
+        attr = net
+    elif net == SWAP_NET:
+        raise CheckpointError(f"{path}: a {block['model']} checkpoint; swap and interpolate need a genegan "
+                              "checkpoint (for other models use translate convert)")
+    else:
+        raise CheckpointError(f"{path}: a {block['model']} checkpoint has no net '{net}' "
+                              f"(it has: {', '.join(block['nets'])})")
+    spec = block["nets"][attr]
+    return Generator(load_net(loaded, attr, path=path), spec["arch"], spec["kwargs"], block["model"], Path(path),
+                     "checkpoint", direction=direction,
+                     config=from_saved(block["config"], block["format_version"]))

@@ -30,8 +30,9 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from translate.checkpoint import load_net
-from translate.config import Config, DataConfig, EvalConfig, from_dict, from_saved
+from translate.checkpoint import (checkpoint_generator, is_translate_checkpoint, load_generator, read_torch_file,
+                                  zoo_name)
+from translate.config import Config, DataConfig, EvalConfig, from_dict
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
 from translate.data.files import guard_outputs
@@ -40,8 +41,6 @@ from translate.data.transforms import to_model_range, to_uint8
 from translate.data.unpaired import UnpairedDataset
 from translate.errors import TranslateError
 from translate.export import SUFFIX as EXPORT_SUFFIX
-from translate.export import net_attr
-from translate.generators import zoo_name
 from translate.metrics import (build_extractor, extract, fid_kid, paired_checks,
                                share_classified_as, train_classifier)
 from translate.nets.classifier import DomainClassifier
@@ -184,7 +183,7 @@ def _data_to_score(saved: DataConfig, dataset: str | None, root: str | None) -> 
 
 
 def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
-    """(model name, {direction: () -> generator}, saved data settings, seed, directions, weight files) for a
+    """(model name, {direction: generator}, saved data settings, seed, directions, weight files) for a
     translate checkpoint, a pretrained model name, a ``.safetensors`` export or a classic generator file.
 
     A pretrained name scores the dataset it was trained on (``dataset`` in the zoo), in that dataset's
@@ -192,8 +191,6 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
     direction: its own (an export's saved direction, AtoB for a classic file) unless one is given; the other
     one is left out of "both"."""
     from translate import zoo
-    from translate.checkpoint import check_block, is_translate_checkpoint, read_torch_file
-    from translate.generators import from_export, from_file
 
     both = len(directions) > 1
     name = zoo_name(checkpoint)
@@ -205,23 +202,20 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
         if missing and not (both and len(missing) < len(directions)):
             raise TranslateError(f"the pretrained {name} translates one way only ({entry.direction}): "
                                  f"evaluate it with --direction {own}")
-        chosen = {d: model for d, model in chosen.items() if model is not None}
-        paths = {d: zoo.fetch(model) for d, model in chosen.items()}  # downloaded (and checked) before scoring
-        nets = {d: (lambda path=path: from_file(path).net) for d, path in paths.items()}
-        return ("cyclegan", nets, DataConfig(dataset=entry.dataset or ""), Config().train.seed, tuple(chosen),
-                list(paths.values()))
+        # each model in its own way (AtoB), downloaded (and checked) before scoring
+        found = {d: load_generator(model) for d, model in chosen.items() if model is not None}
+        return ("cyclegan", {d: g.net for d, g in found.items()}, DataConfig(dataset=entry.dataset or ""),
+                Config().train.seed, tuple(found), [g.path for g in found.values()])
     path = Path(checkpoint)
-    loaded = None if path.suffix == EXPORT_SUFFIX else read_torch_file(path)
+    loaded = None if path.suffix == EXPORT_SUFFIX else read_torch_file(path)  # read once for both directions
     if is_translate_checkpoint(loaded):
-        block = check_block(loaded, path=path)
-        attrs = {d: net_attr(block, d) for d in directions}  # fails early on a checkpoint without that generator
-        cfg = from_dict(from_saved(block["config"], block["format_version"]))
-        nets = {d: (lambda attr=attr: load_net(loaded, attr, path=path)) for d, attr in attrs.items()}
-        return block["model"], nets, cfg.data, cfg.train.seed, directions, [path]
-    found = from_export(path) if loaded is None else from_file(path)  # an export knows its direction
-    chosen = (found.direction,) if both else directions
-    return (found.model, {chosen[0]: lambda: found.net}, DataConfig(dataset=""), Config().train.seed, chosen,
-            [path])
+        found = {d: checkpoint_generator(loaded, d, path=path) for d in directions}  # fails early without one
+        first = found[directions[0]]
+        cfg = from_dict(first.config)
+        return first.model, {d: g.net for d, g in found.items()}, cfg.data, cfg.train.seed, directions, [path]
+    one = load_generator(path, None)  # an export's own direction, AtoB for a classic file
+    chosen = (one.direction,) if both else directions
+    return one.model, {chosen[0]: one.net}, DataConfig(dataset=""), Config().train.seed, chosen, [path]
 
 
 def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tuple[str, ...] = ("AtoB", "BtoA"),
@@ -254,7 +248,7 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tup
     }
     for direction in directions:
         source, target = DIRECTIONS[direction]
-        net = nets[direction]().to(dev)
+        net = nets[direction].to(dev)
         metrics, fake = scorer.score(net, direction)
         grid = out / f"grid_{direction}.png"
         _save_grid(data.images[source], fake, grid)

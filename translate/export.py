@@ -12,6 +12,10 @@
   ``metadata_props`` (see :mod:`translate.onnx_runtime`).
 
 Each is checked against the checkpoint's own generator before the files are kept.
+
+This module owns the export format (its header, :data:`EXPORT_VERSION`, :func:`read_exported`); which net
+translates which way (:data:`~translate.checkpoint.DIRECTIONS`) and loading the generator to export
+(:func:`~translate.checkpoint.load_generator`) belong to checkpoint.py.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from translate.checkpoint import DIRECTIONS, build_from_spec, load_generator, spec_problem
 from translate.data.files import guard_outputs
 from translate.data.io import atomic_write
 from translate.errors import CheckpointError, ConfigError
@@ -34,7 +39,6 @@ PROGRAM_SUFFIX = ".pt2"
 ONNX_SUFFIX = ".onnx"
 FORMATS = ("pt2", "onnx")  # the program written beside the .safetensors
 TOLERANCE = 1e-4
-DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
 
 
 @dataclass
@@ -43,22 +47,6 @@ class ExportResult:
     program: Path | None
     max_error: dict[str, float]  # "safetensors"/"program"/"onnx" -> max |difference| against the checkpoint
     onnx: Path | None = None
-
-
-def check_direction(direction: str) -> str:
-    """The net attribute for `direction` ("AtoB" -> "g_ab"); a one-line error for anything else."""
-    if direction not in DIRECTIONS:
-        raise CheckpointError(f"direction must be one of {', '.join(DIRECTIONS)}, got '{direction}'")
-    return DIRECTIONS[direction]
-
-
-def net_attr(block: dict[str, Any], direction: str) -> str:
-    attr = check_direction(direction)
-    if attr not in block["nets"]:
-        hint = "; GeneGAN swaps objects: use translate swap / interpolate" if block["model"] == "genegan" else ""
-        raise CheckpointError(f"a {block['model']} checkpoint has no {direction} generator "
-                              f"(it has: {', '.join(block['nets'])}){hint}")
-    return attr
 
 
 def load_exported(path: str | Path, direction: str | None = None) -> nn.Module:
@@ -73,8 +61,6 @@ def read_exported(path: str | Path, direction: str | None = None) -> tuple[nn.Mo
     supports, a known generator architecture, and keyword arguments its constructor takes (plain values);
     anything else is a :class:`CheckpointError`."""
     from safetensors import SafetensorError, safe_open
-
-    from translate.checkpoint import build_from_spec, spec_problem
 
     path = Path(path)
     if not path.is_file():
@@ -149,9 +135,7 @@ def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", pro
            force: bool = False, fmt: str = "pt2") -> ExportResult:
     """Write OUT.safetensors and, unless `program` is False, a program beside it: OUT.pt2 (`fmt` "pt2") or
     OUT.onnx (`fmt` "onnx"); check each reproduces the checkpoint's generator."""
-    from translate.generators import open_generator
-
-    found = open_generator(checkpoint, direction)  # a checkpoint, an export, a classic .pth or a model name
+    found = load_generator(checkpoint, direction)  # a checkpoint, an export, a classic .pth or a model name
     net, spec, block = found.net, {"arch": found.arch, "kwargs": found.kwargs}, {"model": found.model}
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got '{fmt}'")

@@ -1,5 +1,8 @@
 """Inference without a Trainer: translate image files with one generator from a checkpoint or an export.
 
+The generator comes from :func:`translate.checkpoint.load_generator` (a checkpoint, an export, a classic
+CycleGAN file or a pretrained model name); this module owns sizes, batching, devices and safe writing.
+
 Sizes. Native by default: each image is reflection-padded up to the generator's size multiple and the
 output cropped back, so the output has the input's size. ``size=N`` first resizes so the shorter side is N
 (aspect ratio kept; the output has that size). ``tile=N`` translates images larger than N in overlapping
@@ -40,11 +43,11 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from translate.checkpoint import load_generator
 from translate.data.files import plan_batch
 from translate.data.io import atomic_write, image_info, read_image_alpha, resize_bicubic
 from translate.data.transforms import to_model_range, to_uint8
 from translate.errors import DataError, TranslateError
-from translate.generators import open_generator
 from translate.precision import BACKENDS, InDtype, choose_precision, cast_autocast
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
@@ -84,12 +87,6 @@ class _Job:
     dst: Path
     kind: str  # output format key
     size: tuple[int, int]  # (H, W) the net sees
-
-
-def load_generator(checkpoint: str | Path, direction: str = "AtoB", log: Callable[[str], None] | None = None) -> nn.Module:
-    """Only the generator for `direction`: from a checkpoint, a ``.safetensors`` export, a classic CycleGAN
-    ``.pth`` or a pretrained model name (see generators.py; no code run)."""
-    return open_generator(checkpoint, direction, log=log).net
 
 
 def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
@@ -356,7 +353,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         from translate.onnx_runtime import require_onnx
 
         require_onnx(exporter=False)  # a missing extra is said before anything is planned or created
-    generator = open_generator(checkpoint, direction, log=log)
+    generator = load_generator(checkpoint, direction, log=log)
     net = generator.net
     plan = plan_batch(source, output, destination, REPORT_NAME)
     out_root = plan.out_root

@@ -17,7 +17,8 @@ there: outside the footprint every pixel is the input's, at its full resolution,
 input's size. ``blend="none"`` is the paper's raw decoder output at the training size. Batch form: one donor's object onto every image of a folder, with the safety of
 ``translate convert`` (the same plan: no output on an input or inside the input tree, colliding names
 kept apart, atomic writes, every input accounted for in the report). No output of any form may be one of
-the inputs (data/files.py ``guard_outputs``).
+the inputs (data/files.py ``guard_outputs``). The net is the checkpoint's ``g``, loaded by
+:func:`translate.checkpoint.load_generator` (``net=SWAP_NET``), which refuses checkpoints of other models.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 
-from translate.checkpoint import load_checkpoint, load_net
+from translate.checkpoint import SWAP_NET, load_generator
 from translate.data.files import guard_outputs, plan_batch
 from translate.data.io import atomic_write, read_image
 from translate.data.transforms import eval_transform, to_model_range, to_tensor
@@ -86,16 +87,12 @@ def read_full(path: str | Path, size: int) -> tuple[Tensor, Tensor]:
 
 def load_genegan(checkpoint: str | Path) -> tuple[nn.Module, int]:
     """(the encoder-decoder in eval mode, the training image size) of a GeneGAN checkpoint."""
-    ckpt = load_checkpoint(checkpoint)
-    block = ckpt["translate"]
-    if block["model"] != "genegan":
-        raise CheckpointError(f"{checkpoint}: a {block['model']} checkpoint; swap and interpolate need a "
-                              "genegan checkpoint (for other models use translate convert)")
+    found = load_generator(checkpoint, net=SWAP_NET)  # refuses other models, exports and classic files
     try:
-        size = int(block["config"]["data"]["crop_size"])
+        size = int(found.config["data"]["crop_size"])
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{checkpoint}: malformed translate checkpoint: its config has no data.crop_size") from None
-    return load_net(ckpt, "g", path=checkpoint), size
+    return found.net, size
 
 
 def read_face(path: str | Path, size: int) -> Tensor:

@@ -384,8 +384,7 @@ def load_init(model: TranslationModel, path: str | Path) -> None:
     pretrained model name (g_ab from it, g_ba from the model that translates back, where the zoo has one) or a
     classic CycleGAN generator file (g_ab; g_ba from its ``..._G_B.pth`` sibling when there is one). The
     discriminators of the last two start fresh."""
-    from translate.checkpoint import is_translate_checkpoint, read_torch_file
-    from translate.generators import not_found, zoo_name
+    from translate.checkpoint import is_translate_checkpoint, not_found, read_torch_file, zoo_name
 
     name = zoo_name(path)
     if name is None:
@@ -427,7 +426,7 @@ def classic_pair(path: Path) -> dict[str, str | Path | None]:
 
 def _init_generators(model: TranslationModel, init: str | Path, sources: dict[str, str | Path | None]) -> None:
     """Load generator weights (pretrained names or classic files) into `model`'s g_ab / g_ba."""
-    from translate.generators import from_file, open_generator
+    from translate.checkpoint import load_generator
     from translate.upstream import Layout
 
     if model.name != "cyclegan" or not {"g_ab", "g_ba"} <= set(model.net_specs):
@@ -437,7 +436,7 @@ def _init_generators(model: TranslationModel, init: str | Path, sources: dict[st
         if source is None:
             log.info("--init %s: %s starts fresh (no weights for that direction)", init, attr)
             continue
-        found = from_file(source) if isinstance(source, Path) else open_generator(source, log=log.info)
+        found = load_generator(source, log=log.info)  # a classic file (a Path) or a pretrained model name
         spec = model.net_specs[attr]
         ours, theirs = Layout(spec["arch"], spec["kwargs"]), Layout(found.arch, found.kwargs)
         if spec["arch"] != found.arch or ours.full_kwargs() != theirs.full_kwargs():

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from translate.callbacks import batches_seen
+from translate.checkpoint import write_block
 from translate.config import Config, from_dict
 from translate.data.transforms import to_model_range
 from translate.nets import build_net, init_weights
@@ -157,15 +158,7 @@ class TranslationModel(pl.LightningModule):
         pass
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from translate.checkpoint import FORMAT_VERSION
-
-        checkpoint["translate"] = {
-            "format_version": FORMAT_VERSION,
-            "model": self.name,
-            "config": self.cfg.to_dict(),
-            "nets": self.net_specs,
-            "state": self.extra_state(),
-        }
+        checkpoint["translate"] = write_block(self.name, self.cfg.to_dict(), self.net_specs, self.extra_state())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from translate.checkpoint import check_block
