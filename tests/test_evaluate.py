@@ -198,7 +198,7 @@ def test_evaluate_uses_the_held_out_images_when_there_is_no_test_folder(checkpoi
 def test_builtin_dataset_gets_classifier_and_paired_checks(tmp_path: Path):
     cfg_args = ["fit", "stripes", "--name", "s", "--max-steps", "1", "--image-size", "32", "--data-root",
                 str(tmp_path / "datasets"), "--set", f"train.out_dir={tmp_path / 'runs'}",
-                "--set", "model.generator.ngf=4", "--set", "model.generator.n_blocks=1",
+                "--set", "model.generator.ngf=4",
                 "--set", "model.discriminator.ndf=4", "--set", "data.num_workers=0"]
     assert runner.invoke(app, cfg_args).exit_code == 0
     quick = lambda a, b, size: train_classifier(a, b, size, steps=20)  # noqa: E731

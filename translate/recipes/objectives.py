@@ -27,8 +27,8 @@ OBJECTIVES: dict[str, Objective] = {
     "lsgan": Objective(),
     "vanilla": Objective(),
     "wgan-gp": Objective(n_critic=5, pool_size=0, settings=("gp_weight",)),
-    "wgan-clip": Objective(n_critic=5, pool_size=0, optimizer="rmsprop", settings=("clip_value",)),
     "hinge": Objective(spectral_norm=True),
+    "wgan-clip": Objective(n_critic=5, pool_size=0, optimizer="rmsprop", settings=("clip_value",)),
 }
 
 RECONSTRUCTIONS = ("l1", "l2", "smooth_l1")
