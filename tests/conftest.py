@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -45,23 +46,84 @@ def make_domain(folder: Path, n: int, seed: int, size: int = 40) -> list[Path]:
     return paths
 
 
+def batch_of(n: int = 1, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A training batch as the datamodule yields it: uint8 images [n,3,size,size] of both domains."""
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8) for k in "AB"}
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
+    """How often `optimizer` has stepped, from its own state (Adam's and RMSprop's per-parameter ``step``)."""
+    return max((int(s["step"]) for s in optimizer.state.values() if "step" in s), default=0)
+
+
+class FitLog:
+    """What :func:`fit_batches` saw: after each batch, each optimizer's step count and the logged metrics."""
+
+    def __init__(self) -> None:
+        self.steps: list[list[int]] = []  # [batch][optimizer, in configure_optimizers' order]
+        self.metrics: list[dict[str, float]] = []  # trainer.callback_metrics after each batch
+        self.trainer = None
+
+    @property
+    def keys(self) -> set[str]:
+        return set().union(*self.metrics) if self.metrics else set()
+
+
+def fit_batches(model, batches: list[dict[str, torch.Tensor]]) -> FitLog:
+    """Train `model` for one epoch over `batches` with a small real Lightning Trainer on the CPU (no logger,
+    checkpoints or progress bar) and record, per batch, the optimizers' step counts and the logged terms.
+
+    Runs on one CPU thread: these nets are tiny, and on a shared machine intra-op threads mostly wait for each
+    other. The thread count is restored afterwards (results elsewhere are compared bit for bit)."""
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader
+
+    log = FitLog()
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            log.steps.append([optimizer_steps(opt) for opt in trainer.optimizers])
+            log.metrics.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        log.trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                                 enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()])
+        log.trainer.fit(model, train_dataloaders=DataLoader(batches, batch_size=None))  # each item is a batch
+    finally:
+        torch.set_num_threads(threads)
+    assert len(log.steps) == len(batches)
+    return log
+
+
+def make_unpaired(root: Path) -> Path:
+    """root/data with trainA (4), trainB (3), testA (2), testB (2) random images."""
+    for i, (split, n) in enumerate({"trainA": 4, "trainB": 3, "testA": 2, "testB": 2}.items()):
+        make_domain(root / "data" / split, n, seed=i)
+    return root / "data"
+
+
+def write_tiny_config(root: Path, dataset: Path) -> Path:
+    """root/tiny.yaml: a tiny CycleGAN on `dataset`, writing runs under root/runs."""
+    cfg = {**TINY, "data": {**TINY["data"], "dataset": str(dataset)},
+           "train": {**TINY["train"], "out_dir": str(root / "runs")}}
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 @pytest.fixture
 def unpaired(tmp_path: Path) -> Path:
     """A dataset folder with trainA (4), trainB (3), testA (2), testB (2) random images."""
-    root = tmp_path / "data"
-    for i, (split, n) in enumerate({"trainA": 4, "trainB": 3, "testA": 2, "testB": 2}.items()):
-        make_domain(root / split, n, seed=i)
-    return root
+    return make_unpaired(tmp_path)
 
 
 @pytest.fixture
 def tiny_config(tmp_path: Path, unpaired: Path) -> Path:
     """A YAML config for a tiny CycleGAN on `unpaired`, writing runs under tmp_path/runs."""
-    cfg = {**TINY, "data": {**TINY["data"], "dataset": str(unpaired)},
-           "train": {**TINY["train"], "out_dir": str(tmp_path / "runs")}}
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_tiny_config(tmp_path, unpaired)
 
 
 class Handler(SimpleHTTPRequestHandler):

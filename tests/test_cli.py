@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from translate.cli import app
+from translate.errors import ConfigError
 
 runner = CliRunner()
 
@@ -255,20 +256,38 @@ def test_sigterm_finishes_the_batch_writes_a_checkpoint_and_resume_continues(tin
     import time
 
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
-    proc = subprocess.Popen([sys.executable, "-m", "translate.cli", "fit", str(tiny_config), "--name", "pre",
-                             "--max-epochs", "500"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    samples = tmp_path / "runs" / "pre" / "samples"
-    deadline = time.time() + 120
-    while not list(samples.glob("step_*.png")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)  # training is under way once the first sample grid exists
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    # output to files, not pipes: nobody reads a pipe while we wait, and a full one would stall training
+    stdout, stderr = (open(tmp_path / name, "w+") for name in ("stdout.txt", "stderr.txt"))
+    with stdout, stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "translate.cli", "fit", str(tiny_config), "--name", "pre",
+                                 "--max-epochs", "500"], cwd=tmp_path, env=env, stdout=stdout, stderr=stderr,
+                                text=True)
+        # Ready once the first sample grid exists: it is written after batch 2 (sample_every_n_steps), so
+        # training has started and the stop handler (installed at train start) is in place.
+        samples = tmp_path / "runs" / "pre" / "samples"
+        deadline = time.monotonic() + 120
+        while not list(samples.glob("step_*.png")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                stderr.seek(0)
+                pytest.fail(f"training never wrote its first sample grid (exit {proc.returncode}); no signal sent:\n"
+                            f"{stderr.read()[-2000:]}")
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail("SIGTERM did not stop training within 120 s")
+        stderr.seek(0)
+        err = stderr.read()
     assert proc.returncode == 143, err[-2000:]
     assert "stopped by SIGTERM" in err
     ckpt = torch.load(tmp_path / "runs" / "pre" / "last.ckpt", map_location="cpu", weights_only=True)
     steps = ckpt["global_step"]
-    assert 0 < steps < 500 * 4 * 2
+    assert 2 * 2 <= steps < 500 * 4 * 2  # at least the two batches before the first sample grid
     resumed = run("fit", str(tiny_config), "--name", "pre", "--resume", "--max-steps", str(steps // 2 + 2))
     assert resumed.exit_code == 0, resumed.output
     after = torch.load(tmp_path / "runs" / "pre" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -322,7 +341,7 @@ def test_externally_launched_ranks_share_the_run_name(tiny_config: Path, tmp_pat
     _, run_dir, _ = prepare(str(tiny_config), flags={"train.run_name": "r"})
     assert run_dir == tmp_path / "runs" / "r"  # not r-2: the ranks could not agree on a counter
     (run_dir / "last.ckpt").write_bytes(b"a finished run")
-    with pytest.raises(Exception, match="pass a new --name, or --resume"):
+    with pytest.raises(ConfigError, match="pass a new --name, or --resume"):
         prepare(str(tiny_config), flags={"train.run_name": "r"})
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert prepare(str(tiny_config), flags={"train.run_name": "r"})[1] == tmp_path / "runs" / "r-2"

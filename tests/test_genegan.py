@@ -13,10 +13,11 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import TINY
+from conftest import TINY, make_unpaired
 from translate.cli import app
 from translate.config import resolve
 from translate.data.faces import render_face, sample_face
+from translate.errors import TranslateError
 from translate.losses import ADVERSARIAL
 from translate.models.genegan import GeneGAN
 from translate.nets.genegan import GeneDiscriminator, GeneGenerator
@@ -84,26 +85,34 @@ def test_every_objective_trains_a_step_with_finite_losses(tmp_path: Path, unpair
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
-@pytest.fixture
-def faces(tmp_path: Path) -> Path:
-    """8 + 8 built-in-style faces at 32 px: with glasses in trainA, without in trainB."""
+def write_faces(root: Path) -> Path:
+    """8 + 8 built-in-style faces at 32 px under root/faces: with glasses in trainA, without in trainB."""
     rng = random.Random(1)
     for split, domain in (("trainA", "A"), ("trainB", "B")):
-        (tmp_path / "faces" / split).mkdir(parents=True)
+        (root / "faces" / split).mkdir(parents=True)
         for k in range(8):
-            Image.fromarray(render_face(domain, sample_face(rng, 32), 32)).save(tmp_path / "faces" / split / f"{k:03d}.png")
-    return tmp_path / "faces"
+            Image.fromarray(render_face(domain, sample_face(rng, 32), 32)).save(root / "faces" / split / f"{k:03d}.png")
+    return root / "faces"
 
 
 @pytest.fixture
-def trained(tmp_path: Path, faces: Path) -> Path:
-    path = tmp_path / "g.yaml"
+def faces(tmp_path: Path) -> Path:
+    """The faces, a fresh copy per test (tests may add files to it)."""
+    return write_faces(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GeneGAN trained 120 steps on the faces, trained once for the module; tests only read the checkpoint."""
+    root = tmp_path_factory.mktemp("trained")
+    path = root / "g.yaml"
     # reconstruction weighted up so that a few steps show it (the mechanism, not the recipe's balance)
-    path.write_text(yaml.safe_dump(tiny_cfg(tmp_path, faces, adversarial="lsgan", critic_burst=0, lambda_recon=10.0)))
+    path.write_text(yaml.safe_dump(tiny_cfg(root, write_faces(root), adversarial="lsgan", critic_burst=0,
+                                            lambda_recon=10.0)))
     result = runner.invoke(app, ["fit", str(path), "--name", "g", "--max-steps", "120", "--max-epochs", "1000",
                                  "--set", "optim.lr=0.002", "--set", "optim.n_epochs=1000"])
     assert result.exit_code == 0, result.output
-    return tmp_path / "runs" / "g" / "last.ckpt"
+    return root / "runs" / "g" / "last.ckpt"
 
 
 def test_swap_with_its_own_object_reconstructs_the_image_after_training(trained: Path, faces: Path,
@@ -217,10 +226,47 @@ def test_faces_pairs_differ_only_around_the_eyes():
         render_face("C", p, 64)
 
 
-def test_resume_is_exact_and_bf16_and_ddp_train(tmp_path: Path, unpaired: Path):
-    """GeneGAN behaves like the other models: 1 epoch + --resume for 1 more equals 2 epochs straight (the
-    critic schedule, a pure function of the batch index, crosses the epoch boundary), bf16 autocast trains
-    with finite weights, and 2-process CPU DDP (gloo) writes one run with the sharded step count."""
+@pytest.fixture(scope="module")
+def schedule_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A tiny GeneGAN config whose critic schedule crosses the epoch boundary, and its 2-epoch run "s" (fp32,
+    no resume), shared by the resume and the bf16 tests. 4 A images, batch 2: 2 batches an epoch; a burst
+    of 2, then a G step every 2nd batch: D D | G D."""
+    root = tmp_path_factory.mktemp("genegan")
+    path = root / "g.yaml"
+    path.write_text(yaml.safe_dump(tiny_cfg(root, make_unpaired(root), adversarial="lsgan", critic_burst=2,
+                                            critic_burst_every=2)))
+    straight = runner.invoke(app, ["fit", str(path), "--name", "s", "--max-epochs", "2"])
+    assert straight.exit_code == 0, straight.output
+    return path, torch.load(root / "runs" / "s" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def test_one_epoch_and_resume_for_another_equals_two_epochs_straight(schedule_runs):
+    """The critic schedule, a pure function of the batch index, crosses the epoch boundary on resume."""
+    path, a = schedule_runs
+    assert runner.invoke(app, ["fit", str(path), "--name", "p", "--max-epochs", "1"]).exit_code == 0
+    resumed = runner.invoke(app, ["fit", str(path), "--name", "p", "--max-epochs", "2", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    b = torch.load(path.parent / "runs" / "p" / "last.ckpt", map_location="cpu", weights_only=True)
+    # D D | G D: one generator step, three discriminator steps
+    assert a["optimizer_states"][0]["state"][0]["step"] == 1 and a["optimizer_states"][1]["state"][0]["step"] == 3
+    assert b["optimizer_states"][0]["state"][0]["step"] == 1 and b["optimizer_states"][1]["state"][0]["step"] == 3
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+
+
+def test_bf16_autocast_trains_with_finite_weights(schedule_runs):
+    path, fp32 = schedule_runs
+    bf16 = runner.invoke(app, ["fit", str(path), "--name", "bf16", "--max-epochs", "2", "--precision", "bf16-mixed"])
+    assert bf16.exit_code == 0, bf16.output
+    c = torch.load(path.parent / "runs" / "bf16" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in c["state_dict"].values() if v.is_floating_point())
+    # same seed, same batches: the generator differs from the fp32 run's only because bf16 was used
+    assert any(not torch.equal(fp32["state_dict"][k], c["state_dict"][k]) for k in fp32["state_dict"]
+               if k.startswith("g."))
+
+
+def test_ddp_on_two_cpu_processes_writes_one_run_with_the_sharded_step_count(tmp_path: Path, unpaired: Path):
+    """2-process CPU DDP (gloo): one run folder, each rank trains on its half of the data."""
     import os
     import subprocess
     import sys
@@ -228,31 +274,16 @@ def test_resume_is_exact_and_bf16_and_ddp_train(tmp_path: Path, unpaired: Path):
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump(tiny_cfg(tmp_path, unpaired, adversarial="lsgan", critic_burst=2,
                                             critic_burst_every=2)))
-    runs = tmp_path / "runs"
-    assert runner.invoke(app, ["fit", str(path), "--name", "s", "--max-epochs", "2"]).exit_code == 0
-    assert runner.invoke(app, ["fit", str(path), "--name", "p", "--max-epochs", "1"]).exit_code == 0
-    resumed = runner.invoke(app, ["fit", str(path), "--name", "p", "--max-epochs", "2", "--resume"])
-    assert resumed.exit_code == 0, resumed.output
-    a, b = (torch.load(runs / n / "last.ckpt", map_location="cpu", weights_only=True) for n in ("s", "p"))
-    # 4 A images, batch 2: 4 batches in 2 epochs; a burst of 2, then every 2nd a G step: D D | G D
-    assert a["optimizer_states"][0]["state"][0]["step"] == 1 and a["optimizer_states"][1]["state"][0]["step"] == 3
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
-
-    bf16 = runner.invoke(app, ["fit", str(path), "--name", "bf16", "--max-epochs", "2", "--precision", "bf16-mixed"])
-    assert bf16.exit_code == 0, bf16.output
-    c = torch.load(runs / "bf16" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert all(torch.isfinite(v).all() for v in c["state_dict"].values() if v.is_floating_point())
-    assert any(not torch.equal(a["state_dict"][k], c["state_dict"][k]) for k in a["state_dict"] if k.startswith("g."))
-
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
     proc = subprocess.run([sys.executable, "-m", "translate.cli", "fit", str(path), "--name", "ddp", "--devices", "2",
-                           "--max-epochs", "2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                           "--max-epochs", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in runs.iterdir()) == ["bf16", "ddp", "p", "s"]
+    runs = tmp_path / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["ddp"]
     d = torch.load(runs / "ddp" / "last.ckpt", map_location="cpu", weights_only=True)
-    # sharded: 2 A images per rank, 1 batch per rank per epoch, 2 batches in all: D D
-    assert d["epoch"] == 2 and d["optimizer_states"][1]["state"][0]["step"] == 2
+    # sharded: 2 A images per rank, batch 2: 1 batch per rank in the epoch (unsharded it would be 2), a D step
+    assert d["epoch"] == 1 and d["optimizer_states"][1]["state"][0]["step"] == 1
+    assert not d["optimizer_states"][0]["state"]  # the burst of 2 D batches: no generator step yet
 
 
 def test_footprint_is_zero_where_the_edit_changes_nothing_so_the_input_is_kept_exactly():
@@ -298,7 +329,7 @@ def test_blending_keeps_full_resolution_and_blend_none_is_the_raw_output(trained
     save_images(gained, expected, 1)  # the paper's decoder output, as before blending existed
     assert raw.read_bytes() == expected.read_bytes() or np.array_equal(np.asarray(Image.open(raw)),
                                                                        np.asarray(Image.open(expected)))
-    with pytest.raises(Exception, match="--blend must be one of"):
+    with pytest.raises(TranslateError, match="--blend must be one of"):
         swap_files(trained, donor, tmp_path / "portrait.png", tmp_path / "x.png", blend="soft")
 
 

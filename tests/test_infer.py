@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +13,29 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import make_unpaired, write_tiny_config
 from translate.checkpoint import load_generator
 from translate.cli import app
+from translate.errors import TranslateError
 from translate.infer import REPORT_NAME, convert
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def checkpoint(tiny_config: Path, tmp_path: Path) -> Path:
-    result = runner.invoke(app, ["fit", str(tiny_config), "--name", "c", "--max-steps", "1"])
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CycleGAN run folder (one batch), trained once for the module."""
+    root = tmp_path_factory.mktemp("infer")
+    result = runner.invoke(app, ["fit", str(write_tiny_config(root, make_unpaired(root))), "--name", "c",
+                                 "--max-steps", "1"])
     assert result.exit_code == 0, result.output
+    return root / "runs" / "c"
+
+
+@pytest.fixture
+def checkpoint(trained_run: Path, tmp_path: Path) -> Path:
+    """last.ckpt in a fresh copy of that run folder per test (tests write next to it)."""
+    shutil.copytree(trained_run, tmp_path / "runs" / "c", ignore=shutil.ignore_patterns(".lock"))
     return tmp_path / "runs" / "c" / "last.ckpt"
 
 
@@ -193,7 +206,7 @@ def test_tiles_blend_back_to_the_whole_image():
         tiled = translate_tensor(net, x, tile=tile, overlap=overlap, batch_size=3)
         assert tiled.shape == x.shape
         assert torch.allclose(tiled, whole, atol=1e-6), (tile, overlap)
-    with pytest.raises(Exception, match="overlap"):
+    with pytest.raises(TranslateError, match="overlap"):
         translate_tensor(net, x, tile=32, overlap=32)
 
 
@@ -281,7 +294,7 @@ def test_no_output_may_be_an_input_whatever_the_folders_relation(checkpoint: Pat
     other = tmp_path / "other"
     (other / "photos").mkdir(parents=True)
     (other / "photos" / "a.png").hardlink_to(x / "photos" / "a.png")
-    with pytest.raises(Exception, match="refusing to write"):
+    with pytest.raises(TranslateError, match="refusing to write"):
         convert(checkpoint, x / "photos" / "a.png", other / "photos")
     assert _snapshot(x) == before
     # a folder of the same tree that holds no input is a fine output
