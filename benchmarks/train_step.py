@@ -26,6 +26,7 @@ from torch import nn
 from translate.config import resolve
 from translate.models import build_model
 from translate.nets import PatchDiscriminator, ResnetGenerator, init_weights
+from translate.train import loop_callbacks
 
 
 class Pool:
@@ -130,10 +131,10 @@ def translate_steps(size: int, steps: int, device: torch.device, precision: str)
     cfg = resolve({"data": {"crop_size": size, "load_size": size, "batch_size": 1}},
                   flags={"train.precision": precision})
     model = build_model(cfg)
-    timer = StepTimer()
+    timer = StepTimer()  # with the loop's jobs as translate fit runs them (channels_last on CUDA, ...)
     trainer = pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=-1, max_epochs=1,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[timer], num_sanity_val_steps=0,
+                         enable_model_summary=False, callbacks=[timer, *loop_callbacks(cfg)], num_sanity_val_steps=0,
                          limit_val_batches=0, log_every_n_steps=50)
     loader = torch.utils.data.DataLoader(RandomPairs(size, steps), batch_size=1, num_workers=0,
                                          pin_memory=device.type == "cuda")
