@@ -426,3 +426,22 @@ def test_discogan_with_the_patch_discriminator_builds():
     cfg = resolve({}, ["model.discriminator.arch=patch", "model.generator.ngf=4", "model.discriminator.ndf=4"],
                   {"model.name": "discogan"})
     assert hasattr(build_model(cfg).d_a, "forward_features")
+
+
+def test_demo_hands_off_to_serve_with_only_the_options_given(monkeypatch):
+    from translate import demo
+
+    seen = {}
+    monkeypatch.setattr(demo, "serve", lambda models, **kw: seen.update(models=models, **kw))
+    result = runner.invoke(app, ["demo", "a.ckpt", "horse2zebra", "--port", "7999"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == {"models": ["a.ckpt", "horse2zebra"], "port": 7999, "share": False}  # host: serve's 127.0.0.1
+
+
+def test_demo_without_the_extra_says_how_to_install_it_in_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio raises ImportError
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 1
+    assert result.output.strip() == 'error: translate demo needs the demo extra: pip install "translate[demo]"'

@@ -545,5 +545,25 @@ def models_forget(
     typer.echo(f"{name}: sha256 record removed" if removed else f"{name}: no sha256 was recorded")
 
 
+@app.command()
+def demo(
+    models: Annotated[Optional[list[str]], typer.Argument(
+        help="Models to offer first (checkpoints, .safetensors exports, pretrained names); checkpoints and exports "
+             "under checkpoints/ and the pretrained names are offered too.", show_default=False)] = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to bind (default: 127.0.0.1, this machine only).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default: the first free one from 7860).")] = None,
+    share: Annotated[bool, typer.Option("--share", help="Also open a public Gradio share link.")] = False,
+    concurrency: Annotated[Optional[int], typer.Option(
+        help="Requests run at once; the others wait in the queue (default: 1).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 (default: cuda when there is one).")] = None,
+) -> None:
+    """A local web app: translate uploaded images, move a face attribute (GeneGAN), read a model's card.
+    Needs the demo extra: pip install "translate[demo]"."""
+    from translate import demo as web
+
+    with user_errors():
+        web.serve(models, **_given(host=host, port=port, concurrency=concurrency, device=device), share=share)
+
+
 if __name__ == "__main__":
     app()
