@@ -195,3 +195,22 @@ def server(tmp_path: Path):
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def demo_models(tmp_path_factory):
+    """(folder, a tiny CycleGAN checkpoint, a tiny GeneGAN checkpoint), each fitted for 2 batches."""
+    from typer.testing import CliRunner
+
+    from translate.cli import app
+
+    root = tmp_path_factory.mktemp("demo")
+    config = write_tiny_config(root, make_unpaired(root / "data"))
+    cfg = yaml.safe_load(config.read_text())
+    gene = {**tiny("genegan"), "losses": {"critic_burst": 0},
+            "data": {**cfg["data"], "load_size": 32, "crop_size": 32, "batch_size": 2}, "train": cfg["train"]}
+    (root / "gene.yaml").write_text(yaml.safe_dump(gene))
+    for path, name in ((config, "c"), (root / "gene.yaml", "g")):
+        result = CliRunner().invoke(app, ["fit", str(path), "--name", name, "--max-steps", "2"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    return root, str(root / "runs" / "c" / "last.ckpt"), str(root / "runs" / "g" / "last.ckpt")

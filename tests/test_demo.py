@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,23 +18,10 @@ gradio_client = pytest.importorskip("gradio_client")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    from conftest import make_unpaired, tiny, write_tiny_config
+def served(demo_models):
     from translate import demo
 
-    root = tmp_path_factory.mktemp("demo")
-    config = write_tiny_config(root, make_unpaired(root / "data"))
-    result = CliRunner().invoke(cli, ["fit", str(config), "--name", "c", "--max-steps", "2"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    ckpt = str(root / "runs" / "c" / "last.ckpt")
-    cfg = yaml.safe_load(config.read_text())
-    gene = {**tiny("genegan"), "losses": {"critic_burst": 0},
-            "data": {**cfg["data"], "load_size": 32, "crop_size": 32, "batch_size": 2}, "train": cfg["train"]}
-    (root / "gene.yaml").write_text(yaml.safe_dump(gene))
-    result = CliRunner().invoke(cli, ["fit", str(root / "gene.yaml"), "--name", "g", "--max-steps", "2"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    faces = str(root / "runs" / "g" / "last.ckpt")
+    root, ckpt, faces = demo_models
     app = demo.serve([ckpt, faces], port=None, block=False, device="cpu")
     client = gradio_client.Client(app.local_url, verbose=False)
     yield root, ckpt, client, faces
@@ -116,8 +102,14 @@ def test_attribute_swap_strength_and_grid(served, tmp_path: Path):
     assert status == "error: the grid needs four donors, got 3"
 
 
-def test_a_cyclegan_checkpoint_on_the_attribute_tab_is_a_message(served, tmp_path: Path):
-    _, ckpt, client, _ = served
-    image = gradio_client.handle_file(_image(tmp_path / "x.png"))
-    *_, status = client.predict(ckpt, image, image, 1.0, "none", api_name="/swap")
-    assert status.startswith("error:") and "genegan" in status
+def test_each_tab_offers_the_checkpoints_it_can_use(served, tmp_path: Path):
+    from translate import demo
+    from translate.errors import TranslateError
+
+    root, ckpt, _, faces = served
+    assert (demo.model_of(ckpt), demo.model_of(faces), demo.model_of(str(tmp_path))) == ("cyclegan", "genegan", None)
+    image = _image(tmp_path / "x.png")
+    with pytest.raises(TranslateError, match="genegan"):
+        demo.Engine("cpu").swap(ckpt, image, image)
+    offered = demo.find_models([ckpt, faces], roots=(root / "runs",))
+    assert offered[:2] == [ckpt, faces] and "horse2zebra" in offered and len(offered) == len(set(offered))

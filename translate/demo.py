@@ -40,6 +40,20 @@ def require_gradio() -> Any:
     return gradio
 
 
+def model_of(source: str) -> str | None:
+    """The model name in a translate checkpoint's block ("genegan", ...), None for anything else. Read with
+    weights_only=True and memory-mapped, so a menu of large checkpoints opens fast; never runs code."""
+    if not source.endswith(".ckpt") or not Path(source).is_file():
+        return None
+    import torch
+
+    try:
+        loaded = torch.load(source, map_location="cpu", weights_only=True, mmap=True)
+        return str(loaded["translate"]["model"])
+    except Exception:  # noqa: BLE001 - not one of ours, or unreadable: the Translate tab reports why on use
+        return None
+
+
 def find_models(given: list[str] | None = None, roots: tuple[str | Path, ...] = ("checkpoints",)) -> list[str]:
     """What the model menu offers: the given sources, then checkpoints and exports under `roots`, then the
     pretrained names."""
@@ -202,7 +216,9 @@ def build_app(models: list[str], engine: Engine) -> Any:
     gr = require_gradio()
     from translate.choices import BLENDS, DIRECTIONS
 
-    genegan = [m for m in models if m.endswith(".ckpt")]
+    kinds = {m: model_of(m) for m in models}
+    genegan = [m for m in models if kinds[m] == "genegan"]
+    models = [m for m in models if kinds[m] != "genegan"]  # GeneGAN swaps objects; it does not translate
     with gr.Blocks(title="translate", analytics_enabled=False) as app:
         gr.Markdown("# translate\nUnpaired image-to-image translation: pick a model, upload images, translate.")
         with gr.Tab("Translate"):
@@ -215,8 +231,8 @@ def build_app(models: list[str], engine: Engine) -> Any:
             run = gr.Button("Translate", variant="primary", elem_id="translate")
             status = gr.Markdown(elem_id="status")
             with gr.Row():
-                shown_in = gr.Image(label="Input", type="numpy", interactive=False, format="png", elem_id="input")
-                shown_out = gr.Image(label="Output", type="numpy", interactive=False, format="png", elem_id="output")
+                shown_in = gr.Image(label="Input", type="numpy", interactive=False, format="png", height=300, elem_id="input")
+                shown_out = gr.Image(label="Output", type="numpy", interactive=False, format="png", height=300, elem_id="output")
             download = gr.File(label="Download (zip of every output)", elem_id="download")
 
             def translate_files(source, way, how, uploads):
@@ -263,11 +279,11 @@ def build_app(models: list[str], engine: Engine) -> Any:
             strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength", elem_id="strength")
             face_status = gr.Markdown(elem_id="face_status")
             with gr.Row():
-                moved = gr.Image(label="Target with the donor's attribute", interactive=False, format="png", elem_id="moved")
-                removed = gr.Image(label="Donor without it", interactive=False, format="png", elem_id="removed")
+                moved = gr.Image(label="Target with the donor's attribute", interactive=False, format="png", height=300, elem_id="moved")
+                removed = gr.Image(label="Donor without it", interactive=False, format="png", height=300, elem_id="removed")
             donors = gr.File(file_count="multiple", label="Four donors for the grid", elem_id="donors")
             grid_button = gr.Button("Grid", elem_id="grid_button")
-            grid = gr.Image(label="Bilinear grid of four donors", interactive=False, format="png", elem_id="grid")
+            grid = gr.Image(label="Bilinear grid of four donors", interactive=False, format="png", height=300, elem_id="grid")
 
             def _path(upload):
                 return upload if isinstance(upload, str) or upload is None else upload.name
