@@ -110,6 +110,6 @@ def test_each_tab_offers_the_checkpoints_it_can_use(served, tmp_path: Path):
     assert (demo.model_of(ckpt), demo.model_of(faces), demo.model_of(str(tmp_path))) == ("cyclegan", "genegan", None)
     image = _image(tmp_path / "x.png")
     with pytest.raises(TranslateError, match="genegan"):
-        demo.Engine("cpu").swap(ckpt, image, image)
+        demo.Engine("cpu").attribute(ckpt, image, image)
     offered = demo.find_models([ckpt, faces], roots=(root / "runs",))
     assert offered[:2] == [ckpt, faces] and "horse2zebra" in offered and len(offered) == len(set(offered))

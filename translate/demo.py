@@ -91,25 +91,26 @@ class Engine:
             return self._cache[key]
 
     def translate(self, source: str, direction: str, path: str, mode: str = "native", size: int = 256,
-                  tile: int = 256) -> np.ndarray:
-        """One image file through the generator: uint8 [H,W,3] (resize: shorter side `size`)."""
+                  tile: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(the image as read, its translation), uint8 [H,W,3]: the image file through the generator at its own
+        size, resized (shorter side `size`) or in tiles, by convert's own translate_tensor."""
         import torch
 
-        from translate.data.io import read_image
+        from translate.data.io import read_image, resize_bicubic
         from translate.data.transforms import to_model_range, to_tensor, to_uint8
-        from translate.infer import _resize, resized_shape, translate_tensor
+        from translate.infer import resized_shape, translate_tensor
 
         if mode not in MODES:
             raise TranslateError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
         found = self.generator(source, direction)
         image = read_image(path)
         if mode == "resize":
-            image = _resize(image, resized_shape(*image.shape[:2], size))
+            image = resize_bicubic(image, resized_shape(*image.shape[:2], size))
         device = next(found.net.parameters()).device
         x = to_model_range(to_tensor(image)[None].to(device))
         with torch.no_grad():
             out = translate_tensor(found.net, x, tile=tile if mode == "tile" else None)
-        return to_uint8(out)[0].permute(1, 2, 0).cpu().numpy()
+        return image, to_uint8(out)[0].permute(1, 2, 0).cpu().numpy()
 
     def card(self, source: str) -> str:
         """Markdown: what a model is, from its translate block (or what a file or name says about itself)."""
@@ -144,29 +145,20 @@ class Engine:
         size = int(found.config["data"]["crop_size"])
         return found.net, size, [read_full(p, size) for p in paths]
 
-    def swap(self, source: str, target: str, donor: str, blend: str = "footprint") -> tuple[np.ndarray, np.ndarray]:
-        """(the target with the donor's object, the donor without it), each at its own size."""
-        from translate.swap import reconstruct, swap
+    def attribute(self, source: str, target: str, donor: str, strength: float = 1.0,
+                  blend: str = "footprint") -> tuple[np.ndarray, np.ndarray]:
+        """(the target with the donor's object at `strength`, the donor without it). With footprint blending
+        each is at its own size; with none, the paper's decoder output at the training size."""
+        from translate.swap import blend_into, check_blend, interpolate, reconstruct, swap
 
+        check_blend(blend)
         g, _, [(t_full, t), (d_full, d)] = self._faces(source, target, donor)
-        with_obj, without = swap(g, d, t)
+        moved = interpolate(g, d, t, [float(strength)])
+        _, removed = swap(g, d, t)
         if blend == "footprint":
-            from translate.swap import blend_into
-
-            with_obj = blend_into(t_full, with_obj, reconstruct(g, t))
-            without = blend_into(d_full, without, reconstruct(g, d))
-        return _image(with_obj), _image(without)
-
-    def strength(self, source: str, target: str, donor: str, strength: float, blend: str = "footprint") -> np.ndarray:
-        from translate.swap import interpolate, reconstruct
-
-        g, _, [(t_full, t), (_, d)] = self._faces(source, target, donor)
-        out = interpolate(g, d, t, [float(strength)])
-        if blend == "footprint":
-            from translate.swap import blend_into
-
-            out = blend_into(t_full, out, reconstruct(g, t))
-        return _image(out)
+            moved = blend_into(t_full, moved, reconstruct(g, t))
+            removed = blend_into(d_full, removed, reconstruct(g, d))
+        return _image(moved), _image(removed)
 
     def grid(self, source: str, target: str, donors: list[str], rows: int = 4, cols: int = 4,
              blend: str = "footprint") -> np.ndarray:
@@ -175,8 +167,9 @@ class Engine:
         import torch
         from torchvision.utils import make_grid
 
-        from translate.swap import blend_into, matrix, reconstruct
+        from translate.swap import blend_into, check_blend, matrix, reconstruct
 
+        check_blend(blend)
         if len(donors) != 4:
             raise TranslateError(f"the grid needs four donors, got {len(donors)}")
         g, _, faces = self._faces(source, target, *donors)
@@ -198,12 +191,15 @@ def zip_images(images: list[tuple[str, np.ndarray]]) -> bytes:
     """PNG files in a zip archive, in memory."""
     from PIL import Image
 
-    buffer = io.BytesIO()
+    buffer, used = io.BytesIO(), set()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, image in images:
             png = io.BytesIO()
             Image.fromarray(image).save(png, format="png")
-            archive.writestr(f"{Path(name).stem}.png", png.getvalue())
+            stem = Path(name).stem
+            entry = f"{stem}.png" if f"{stem}.png" not in used else f"{Path(name).name}.png"  # a.jpg beside a.png
+            used.add(entry)
+            archive.writestr(entry, png.getvalue())
     return buffer.getvalue()
 
 
@@ -242,15 +238,12 @@ def build_app(models: list[str], engine: Engine) -> Any:
                 for upload in uploads:
                     path = upload if isinstance(upload, str) else upload.name
                     try:
-                        out = engine.translate(source, way, path, how)
+                        image, out = engine.translate(source, way, path, how)
                     except TranslateError as exc:
-                        problems.append(f"{Path(path).name}: {exc}")
+                        problems.append(f"{Path(path).name}: {getattr(exc, 'why', exc)}")  # not the upload's temp path
                         continue
                     outputs.append((path, out))
-                    if first is None:
-                        from translate.data.io import read_image
-
-                        first = (read_image(path), out)
+                    first = first or (image, out)
                 if not outputs:
                     return None, None, None, "error: " + "; ".join(problems)
                 # a folder per request: identical uploads share one cached path, and requests run concurrently
@@ -292,8 +285,7 @@ def build_app(models: list[str], engine: Engine) -> Any:
                 if not (source and t and d):
                     return None, None, "error: choose a checkpoint, a target and a donor"
                 try:
-                    _, without = engine.swap(source, _path(t), _path(d), how)
-                    return engine.strength(source, _path(t), _path(d), s, how), without, ""
+                    return (*engine.attribute(source, _path(t), _path(d), s, how), "")
                 except TranslateError as exc:
                     return None, None, _error_text(exc)
 

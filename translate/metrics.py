@@ -49,9 +49,9 @@ class InceptionFeatures(nn.Module):
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         # Without feature_extractor_weights_path torch-fidelity downloads the weights itself; with one it
-        # reads them with torch.load(weights_only=False), which unpickles. So it gets an in-memory copy of
-        # our state dict, already loaded with weights_only=True (plain tensors): nothing it unpickles came
-        # from a file, and it never touches the network.
+        # reads them with torch.load(weights_only=False), which unpickles. So it never sees a file: it gets
+        # bytes we serialize here from our state dict, which was read with weights_only=True (plain tensors),
+        # so what it unpickles is our own tensors and nothing else, and it never touches the network.
         self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                       feature_extractor_weights_path=_in_memory(state_dict), antialias=True)
         self.num_features = 2048

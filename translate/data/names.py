@@ -20,21 +20,20 @@ def dataset_kind(name: str, root: str | Path | None = None) -> str | None:
     """``"builtin"``, ``"folder"`` (as given, or under `root`) or ``"catalog"`` for a name a run can train on;
     None when it is none of them."""
     from translate.data.builtin import is_builtin
-    from translate.data.catalog import CATALOG, CELEBA_PREFIX
 
     if is_builtin(name):
         return "builtin"
     path = Path(name).expanduser()
     if path.is_dir() or (root is not None and not path.is_absolute() and (Path(root) / name).is_dir()):
         return "folder"
-    if name in CATALOG or name.startswith(CELEBA_PREFIX):
-        return "catalog"
-    return None
+    return "catalog" if is_catalog(name) else None
 
 
 def is_dataset_name(name: str) -> bool:
     """True for a name the tool knows (built-in or catalog), as opposed to a folder path."""
-    return dataset_kind(name) in ("builtin", "catalog") and not Path(name).expanduser().is_dir()
+    from translate.data.builtin import is_builtin
+
+    return is_builtin(name) or is_catalog(name)
 
 
 def resolve_dataset(dataset: str, root: str | Path) -> Path:
@@ -49,7 +48,7 @@ def resolve_dataset(dataset: str, root: str | Path) -> Path:
     path = Path(dataset).expanduser()
     if not path.exists() and not path.is_absolute() and (Path(root) / dataset).exists():
         path = Path(root) / dataset
-    if kind == "catalog" or (is_catalog(dataset) and not (path / "trainA").is_dir()):
+    if is_catalog(dataset) and not (path / "trainA").is_dir():  # not yet downloaded (or half unpacked)
         return prepare(dataset, root, log=log.info)
     if not path.exists():
         raise DataError(path, f"dataset not found: give a built-in name ({', '.join(BUILTIN_DATASETS)}), a "
@@ -63,6 +62,7 @@ def resolve_dataset(dataset: str, root: str | Path) -> Path:
 
 
 def is_catalog(name: str) -> bool:
+    """A catalog name: downloaded and unpacked on first use (data/catalog.py)."""
     from translate.data.catalog import CATALOG, CELEBA_PREFIX
 
     return name in CATALOG or name.startswith(CELEBA_PREFIX)

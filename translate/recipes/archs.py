@@ -11,6 +11,7 @@ tests/test_nets.py checks every table against the constructor's signature, so th
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,13 +57,14 @@ class NetSettings:
 
             raise ConfigError(f"{prefix}arch: unknown {default.kind} '{arch}'{suggest(str(arch), table)}")
         start = default if arch == default.arch else table[arch]()
-        try:
-            return build(table[arch], data, prefix, start)
-        except ConfigError as exc:
-            if "unknown config key" in str(exc):
-                raise ConfigError(f"{exc} (the {arch} {default.kind} takes: "
-                                  f"{', '.join(start.kwargs())})") from None
-            raise
+        takes = list(start.kwargs())
+        for key in data:
+            if key != "arch" and key not in takes:
+                close = difflib.get_close_matches(str(key), takes, n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ConfigError(f"unknown config key '{prefix}{key}'{hint} (the {arch} {default.kind} takes: "
+                                  f"{', '.join(takes)})")
+        return build(table[arch], data, prefix, start)
 
 
 # --------------------------------------------------------------------------- generators
