@@ -287,13 +287,13 @@ def test_ddp_on_two_cpu_processes_writes_one_run_with_the_sharded_step_count(tmp
 
 
 def test_footprint_is_zero_where_the_edit_changes_nothing_so_the_input_is_kept_exactly():
-    from translate.swap import NOISE_FLOOR, blend_into, footprint
+    from translate.swap import FOOTPRINT, blend_into, footprint
 
     torch.manual_seed(0)
     own = torch.rand(1, 3, 32, 32) * 2 - 1
     original = torch.rand(1, 3, 96, 96) * 2 - 1
     assert torch.equal(blend_into(original, own, own), original)  # no edit (strength 0 on an object-free face)
-    noisy = own + NOISE_FLOOR * 0.9 * torch.sign(torch.randn_like(own))  # decoder noise below the floor
+    noisy = own + FOOTPRINT.floor * 0.9 * torch.sign(torch.randn_like(own))  # decoder noise below the floor
     assert footprint(noisy, own).max() == 0 and torch.equal(blend_into(original, noisy, own), original)
     edited = own.clone()
     edited[..., 4:8, 20:26] += 0.8  # an edit in one place: "glasses"

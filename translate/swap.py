@@ -9,9 +9,8 @@ With (A, u) = split(donor) and (B, e) = split(target) (see models/genegan.py):
   r = i/(m-1), c = j/(n-1), as in the authors' test.py.
 Images are resized to the checkpoint's training size (square, as GeneGAN trains on aligned crops) for the
 nets. With ``blend="footprint"`` (the default) only the edit is taken from the decoder: its footprint is
-|decode(edited codes) - decode(own codes)|, at most over the channels; differences below ``NOISE_FLOOR``
-count as none, ``FULL`` and above take the edit whole, linear between. The footprint is dilated by
-``DILATE`` and feathered by a box filter of ``FEATHER`` (both as fractions of the training size), then the
+|decode(edited codes) - decode(own codes)|, thresholded, dilated and feathered as :class:`Footprint`
+says (the constants were chosen on held-out twin faces, not on the test pairs). Then the
 mask and the decoded image are resized (bilinear) to the input's own size and blended into the original
 there: outside the footprint every pixel is the input's, at its full resolution, and the output has the
 input's size. ``blend="none"`` is the paper's raw decoder output at the training size. Batch form: one donor's object onto every image of a folder, with the safety of
@@ -24,6 +23,7 @@ the inputs (data/files.py ``guard_outputs``). The net is the checkpoint's ``g``,
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,13 +40,21 @@ from translate.infer import ConvertReport
 
 REPORT_NAME = "swap-report.json"
 BLENDS = ("footprint", "none")
-# Chosen on the built-in faces (benchmarks/genegan_faces.py, README): a decoder redraws the whole face a
-# little differently after any edit, so a low floor (0.03) marked 80 % of the image as edited; 0.15 keeps
-# removal at 98 % "without" and cuts the change outside the glasses from 0.028 (raw) to 0.004.
-NOISE_FLOOR = 0.15  # |edited - own| (in [-1, 1]) below this counts as no edit: about 19 levels out of 255
-FULL = 0.4  # from this difference on (about 51 levels) the edit is taken whole; linear in between
-DILATE = 1 / 32  # of the training size: 2 px at 64 px, so the edit's soft edges are inside the mask
-FEATHER = 1 / 32  # box-filter radius, same unit: the blend fades in over about as many pixels
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Where an edit counts as one: |edited - own| (in [-1, 1], largest over the channels) below ``floor``
+    is decoder noise, from ``full`` on the edit is taken whole, linear in between; the mask is then dilated
+    by ``dilate`` and feathered by a box filter of radius ``feather`` (fractions of the training size)."""
+
+    floor: float = 0.15  # about 19 levels out of 255: a decoder redraws every face a little after any edit
+    full: float = 0.4  # about 51 levels
+    dilate: float = 1 / 32  # 2 px at 64 px, so the edit's soft edges are inside the mask
+    feather: float = 1 / 32  # the blend fades in over about as many pixels
+
+
+FOOTPRINT = Footprint()  # chosen on held-out twin faces: benchmarks/genegan_faces.py --sweep, README
 
 
 def check_blend(blend: str) -> None:
@@ -54,18 +62,18 @@ def check_blend(blend: str) -> None:
         raise TranslateError(f"--blend must be one of {', '.join(BLENDS)}, got '{blend}'")
 
 
-def footprint(edited: Tensor, own: Tensor) -> Tensor:
+def footprint(edited: Tensor, own: Tensor, shape: Footprint = FOOTPRINT) -> Tensor:
     """[N,1,h,w] in [0, 1]: where `edited` [N,3,h,w] differs from `own` [1 or N,3,h,w], dilated and feathered;
     exactly 0 wherever no difference above the noise floor lies within the dilation and feather radius."""
     size = edited.shape[-1]
-    dilate, feather = max(1, round(size * DILATE)), max(1, round(size * FEATHER))
+    dilate, feather = max(1, round(size * shape.dilate)), max(1, round(size * shape.feather))
     diff = (edited - own).abs().amax(dim=1, keepdim=True)
-    mask = ((diff - NOISE_FLOOR) / (FULL - NOISE_FLOOR)).clamp(0, 1)
+    mask = ((diff - shape.floor) / (shape.full - shape.floor)).clamp(0, 1)
     mask = F.max_pool2d(mask, 2 * dilate + 1, stride=1, padding=dilate)
     return F.avg_pool2d(mask, 2 * feather + 1, stride=1, padding=feather, count_include_pad=False)
 
 
-def blend_into(original: Tensor, edited: Tensor, own: Tensor) -> Tensor:
+def blend_into(original: Tensor, edited: Tensor, own: Tensor, shape: Footprint = FOOTPRINT) -> Tensor:
     """[N,3,H,W]: `original` [1,3,H,W] (full size, [-1, 1]) with `edited` [N,3,h,w] (decoded at the training
     size) blended in through the footprint of the edit against `own` (the decoder's reconstruction)."""
     height, width = original.shape[-2:]
@@ -74,7 +82,7 @@ def blend_into(original: Tensor, edited: Tensor, own: Tensor) -> Tensor:
         return t if t.shape[-2:] == (height, width) else F.interpolate(t, size=(height, width), mode="bilinear",
                                                                       align_corners=False)
 
-    mask = up(footprint(edited, own)).clamp(0, 1)
+    mask = up(footprint(edited, own, shape)).clamp(0, 1)
     return torch.where(mask > 0, original * (1 - mask) + up(edited).clamp(-1, 1) * mask, original)
 
 
