@@ -347,3 +347,28 @@ def test_folder_removal_writes_every_face_and_reports_bad_files(trained: Path, f
     both = runner.invoke(app, ["swap", str(trained), "--remove", "--from", str(folder / "000.png"), "--onto",
                                str(folder), "-o", str(tmp_path / "x")])
     assert both.exit_code != 0 and "not both" in both.output
+
+
+def test_interpolation_cells_each_keep_the_input_where_their_own_edit_changes_nothing(trained: Path, tmp_path: Path):
+    """A face onto itself: the strength-1 cell is its own reconstruction, so its footprint is empty and the
+    cell is the full-size input bit for bit; the strength-0 cell (object removed) keeps it outside its mask."""
+    from translate.swap import footprint, interpolate_files, read_full, reconstruct
+
+    rng = np.random.default_rng(5)
+    big = (np.kron(rng.integers(0, 256, (12, 10, 3)), np.ones((8, 8, 1)))).astype(np.uint8)  # 96 x 80
+    Image.fromarray(big).save(tmp_path / "face.png")
+    Image.fromarray(big).save(tmp_path / "same.png")
+    strip = interpolate_files(trained, tmp_path / "face.png", tmp_path / "strip.png", donor=tmp_path / "same.png",
+                              steps=2)
+    cells = np.asarray(Image.open(strip).convert("RGB"))
+    assert cells.shape == (96 + 4, 2 * 80 + 6, 3)  # two full-size cells, padding 2
+    zero, one = cells[2:98, 2:82], cells[2:98, 84:164]
+    assert np.array_equal(one, big)
+    g, size = load_genegan(trained)
+    _, small = read_full(tmp_path / "face.png", size)
+    with torch.no_grad():
+        bg, _ = g.split(small)
+        removed = g.join(bg, torch.zeros_like(g.split(small)[1]))
+    mask = torch.nn.functional.interpolate(footprint(removed, reconstruct(g, small)), size=(96, 80),
+                                           mode="bilinear", align_corners=False)[0, 0].numpy()
+    assert (mask == 0).mean() > 0.1 and np.array_equal(zero[mask == 0], big[mask == 0])
