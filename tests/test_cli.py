@@ -306,12 +306,14 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_confi
 
 
 def test_ddp_on_two_cpu_processes_matches_one_process_on_the_same_global_batch(tiny_config: Path, tmp_path: Path):
-    """2 ranks x batch 1 (gloo) == 1 process x batch 2: same samples per step, gradients averaged."""
+    """2 ranks x batch 1 (gloo) == 1 process x batch 2: same samples per step, gradients averaged; the
+    generators' moving averages (train.ema, updated on every rank after the step) agree too."""
     import os
     import subprocess
     import sys
 
-    common = ["--max-epochs", "1", "--set", "model.pool_size=0", "--set", "data.num_workers=0"]
+    common = ["--max-epochs", "1", "--set", "model.pool_size=0", "--set", "data.num_workers=0",
+              "--set", "train.ema=true", "--set", "train.ema_decay=0.5", "--set", "train.ema_rampup=0"]
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
     proc = subprocess.run(
         [sys.executable, "-m", "translate.cli", "fit", str(tiny_config), "--name", "ddp", "--devices", "2",
@@ -326,9 +328,13 @@ def test_ddp_on_two_cpu_processes_matches_one_process_on_the_same_global_batch(t
     # Compare what the nets compute. Biases just before an InstanceNorm have a true gradient of zero, so
     # Adam turns their float noise into +-lr steps that differ between runs and cancel in the output.
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    for attr in ("g_ab", "g_ba", "d_a", "d_b"):
+    for attr, weights in (("g_ab", "raw"), ("g_ba", "raw"), ("d_a", "raw"), ("d_b", "raw"), ("g_ab", "ema"),
+                          ("g_ba", "ema")):
         with torch.no_grad():
-            torch.testing.assert_close(load_net(a, attr)(x), load_net(b, attr)(x), rtol=1e-4, atol=1e-4, msg=attr)
+            torch.testing.assert_close(load_net(a, attr, weights=weights)(x), load_net(b, attr, weights=weights)(x),
+                                       rtol=1e-4, atol=1e-4, msg=f"{attr} {weights}")
+    with torch.no_grad():
+        assert not torch.allclose(load_net(a, "g_ab", weights="ema")(x), load_net(a, "g_ab", weights="raw")(x))
 
 
 def test_externally_launched_ranks_share_the_run_name(tiny_config: Path, tmp_path: Path, monkeypatch):

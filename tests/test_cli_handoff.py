@@ -118,7 +118,7 @@ def test_every_commands_help_imports_neither_torch_nor_lightning():
 def test_listed_choices_are_the_registries():
     """choices.py reads the torch-free registries and copies the others so help needs no torch; a new loss,
     format or feature extractor must be added there too, or this fails."""
-    from translate import evaluate, export, infer, metrics, precision, swap
+    from translate import checkpoint, evaluate, export, infer, metrics, precision, swap
     from translate.losses import ADVERSARIAL
 
     assert choices.ADVERSARIAL == tuple(ADVERSARIAL)  # recipes/objectives.py, in the registry's order
@@ -128,6 +128,7 @@ def test_listed_choices_are_the_registries():
     assert choices.EXPORT_FORMATS == tuple(export.FORMATS)
     assert choices.FEATURES == tuple(metrics.FEATURES)
     assert choices.BLENDS == tuple(swap.BLENDS)
+    assert choices.WEIGHTS == tuple(checkpoint.WEIGHTS)
     assert choices.DIRECTIONS == tuple(evaluate.DIRECTIONS) == tuple(export.DIRECTIONS)
 
 
@@ -291,8 +292,8 @@ def test_evaluate_fills_features_and_max_images_from_eval_config(monkeypatch):
         pass
 
     seen = {}
-    monkeypatch.setattr(ev, "_to_score", lambda checkpoint, directions: (
-        "cyclegan", {}, DataConfig(), 0, directions, []))
+    monkeypatch.setattr(ev, "_to_score", lambda checkpoint, directions, weights: (
+        "cyclegan", {}, DataConfig(), 0, directions, [], None))
     monkeypatch.setattr(ev, "load_eval_data", lambda cfg, seed, size, max_images: (
         seen.setdefault("max_images", max_images), SimpleNamespace(test_files=[]))[1])
     monkeypatch.setattr(ev, "guard_outputs", lambda *args: None)

@@ -172,3 +172,17 @@ def test_a_domain_names_the_files_it_leaves_out(tmp_path: Path):
     assert good == [folder / "ok.png"]
     reasons = {err.path.name: err.why for err in bad}
     assert reasons["gone.png"] == f"broken symbolic link (to {folder / 'deleted.png'})" and "camera raw" in reasons["raw.cr2"]
+
+
+def test_max_images_trains_on_a_seeded_subset_and_keeps_the_holdout(tmp_path: Path):
+    make_domain(tmp_path / "A", 10, seed=0)
+    make_domain(tmp_path / "B", 6, seed=1)
+    full = UnpairedDataset(tmp_path / "A", tmp_path / "B", train_transform(36, 32), holdout_a=0.2, seed=4)
+    small = UnpairedDataset(tmp_path / "A", tmp_path / "B", train_transform(36, 32), holdout_a=0.2, seed=4,
+                            max_images=4)
+    again = UnpairedDataset(tmp_path / "A", tmp_path / "B", train_transform(36, 32), holdout_a=0.2, seed=4,
+                            max_images=4)
+    assert small.held_a == full.held_a  # the same images stay out of training
+    assert len(small.files_a) == len(small.files_b) == 4 and set(small.files_a) < set(full.files_a)
+    assert small.files_a == again.files_a and small.files_a == sorted(small.files_a)
+    assert len(UnpairedDataset(tmp_path / "A", tmp_path / "B", train_transform(36, 32), max_images=50).files_a) == 10

@@ -208,7 +208,8 @@ class Evaluate(pl.Callback):
             was_training = pl_module.training
             pl_module.eval()
             metrics = {}
-            for direction, net in (("AtoB", pl_module.g_ab), ("BtoA", pl_module.g_ba)):
+            for direction, attr in (("AtoB", "g_ab"), ("BtoA", "g_ba")):  # the moving averages with train.ema
+                net = pl_module.output_net(attr)
                 scores, _ = self.scorer.score(net, direction)
                 metrics[f"eval/fid_{direction}"] = scores["fid"]
                 metrics[f"eval/kid_{direction}"] = scores["kid_mean"]

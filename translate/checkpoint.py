@@ -9,13 +9,17 @@ primitives, so untrusted files load without unpickling code, and a net can be re
 that way (``g_ab``, ``g_ba``; GeneGAN's :data:`SWAP_NET` ``g`` has none).
 
 :func:`load_generator` is the one way in for every command that needs a generator (convert, export,
-evaluate, swap, fit --init): a pretrained model name, a ``.safetensors`` export (format: export.py), a
+evaluate, swap, the demo, fit --init): a pretrained model name, a ``.safetensors`` export (format: export.py), a
 translate checkpoint or a classic CycleGAN state dict (layout: upstream.py).
 
 Loading never runs code and never tells a user to: the file is sniffed first (sniff.py: an image, a text
 file, a ``torch.export`` program or a ``.safetensors`` export is named as such), a pickle global the safe loader
 refuses is reported as refused, and every field the block and the state dict must have is checked before
 anything is built from it, so a malformed file is a one-line :class:`CheckpointError`.
+
+A run with ``train.ema`` also saves each generator's moving average, ``ema.<net>.module.*`` beside the raw
+``<net>.*`` in the same state dict (format 2 still: older files simply have none). Every reader takes the
+average when there is one, or the raw weights when asked (``weights="raw"``, the commands' ``--weights``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from translate.sniff import safe_message, sniff
 FORMAT_VERSION = 2  # 2: the config holds only the model's own keys (config.from_saved upgrades 1)
 DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}  # direction -> the net that translates that way
 SWAP_NET = "g"  # GeneGAN's encoder-decoder: it has no direction; swap and interpolate load it
+EMA_PREFIX = "ema"  # state_dict "ema.<net>.module.*": the net's moving average (train.ema, models/ema.py)
+WEIGHTS = ("ema", "raw")  # which weights of a checkpoint a command uses (--weights; default: ema when there)
 
 _PRIMITIVES = (bool, int, float, str, type(None))
 
@@ -172,8 +178,31 @@ def check_block(checkpoint: Any, expect_model: str | None = None, path: str | Pa
     return block
 
 
-def load_net(checkpoint: dict[str, Any], attr: str, path: str | Path = "checkpoint") -> nn.Module:
-    """Rebuild one net (e.g. ``"g_ab"``) from a loaded checkpoint and load its weights (eval mode)."""
+def has_ema(checkpoint: dict[str, Any], attr: str) -> bool:
+    """Whether a loaded checkpoint holds a moving average of net `attr` (train.ema)."""
+    return f"{EMA_PREFIX}.{attr}.n_averaged" in checkpoint.get("state_dict", {})
+
+
+def check_weights(weights: str) -> str:
+    if weights not in ("auto", *WEIGHTS):
+        raise CheckpointError(f"--weights must be one of {', '.join(WEIGHTS)}, got '{weights}'")
+    return weights
+
+
+def chosen_weights(checkpoint: dict[str, Any], attr: str, weights: str = "auto",
+                   path: str | Path = "checkpoint") -> str:
+    """"ema" or "raw": `weights` for net `attr` of a loaded checkpoint ("auto": the average when saved)."""
+    check_weights(weights)
+    if weights == "ema" and not has_ema(checkpoint, attr):
+        raise CheckpointError(f"{path} has no EMA weights of '{attr}' (trained without train.ema); "
+                              "leave out --weights or give --weights raw")
+    return "ema" if weights == "ema" or (weights == "auto" and has_ema(checkpoint, attr)) else "raw"
+
+
+def load_net(checkpoint: dict[str, Any], attr: str, path: str | Path = "checkpoint",
+             weights: str = "auto") -> nn.Module:
+    """Rebuild one net (e.g. ``"g_ab"``) from a loaded checkpoint and load its weights (eval mode): its
+    moving average when the checkpoint has one and `weights` is "auto" or "ema", else the raw weights."""
     block = check_block(checkpoint, path=path)
     spec = block["nets"].get(attr)
     if spec is None:
@@ -183,12 +212,14 @@ def load_net(checkpoint: dict[str, Any], attr: str, path: str | Path = "checkpoi
         net = build_from_spec(attr, spec)
     except ValueError as exc:
         raise _malformed(path, str(exc)) from None
-    prefix = f"{attr}."
+    ema = chosen_weights(checkpoint, attr, weights, path) == "ema"
+    prefix = f"{EMA_PREFIX}.{attr}.module." if ema else f"{attr}."
     state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"weights of '{attr}' do not match its architecture: {str(exc).splitlines()[0]}")
+        raise CheckpointError(f"{'EMA ' if ema else ''}weights of '{attr}' do not match its architecture: "
+                              f"{str(exc).splitlines()[0]}")
     return net.eval()
 
 
@@ -228,6 +259,7 @@ class Generator:
     direction: str | None = "AtoB"  # the way it translates (an export says; else the one asked for; None: SWAP_NET)
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] | None = None  # a translate checkpoint's saved config (plain values)
+    weights: str | None = None  # a translate checkpoint's: "ema" (the moving average) or "raw"
 
     def describe(self) -> str:
         from translate.upstream import Layout
@@ -237,7 +269,8 @@ class Generator:
             return f"pretrained {self.name} ({shape})"
         what = {"checkpoint": "translate checkpoint", "export": "exported generator",
                 "classic": "classic CycleGAN generator"}[self.origin]
-        return f"{what} {self.path} ({shape})"
+        ema = ", EMA weights" if self.weights == "ema" else ""
+        return f"{what} {self.path} ({shape}{ema})"
 
 
 def zoo_name(source: str | Path) -> str | None:
@@ -263,7 +296,7 @@ def not_found(source: str | Path, what: str = "checkpoint") -> CheckpointError:
 
 
 def load_generator(source: str | Path, direction: str | None = "AtoB", *, net: str | None = None,
-                   log: Log | None = None, mirror: str | None = None) -> Generator:
+                   log: Log | None = None, mirror: str | None = None, weights: str = "auto") -> Generator:
     """The generator `source` names, in eval mode on the CPU; every file is read with ``weights_only=True``.
 
     `source` is, in this order: a **pretrained model name** (``horse2zebra``; ``translate models list``) when
@@ -275,14 +308,19 @@ def load_generator(source: str | Path, direction: str | None = "AtoB", *, net: s
 
     `direction` None takes the one generator of a file that holds one (an export: its saved direction; a
     classic file: AtoB); a translate checkpoint needs a direction. `net` asks for a net of a translate
-    checkpoint by name instead (swap and interpolate: :data:`SWAP_NET`); then nothing else is accepted."""
+    checkpoint by name instead (swap and interpolate: :data:`SWAP_NET`); then nothing else is accepted.
+
+    `weights` chooses a translate checkpoint's weights: "auto" its moving average when it has one (train.ema)
+    or else the raw weights, "ema" or "raw"; files that hold one set of weights take only "auto"."""
+    check_weights(weights)
     if net is not None:
-        return checkpoint_generator(load_checkpoint(source), None, net=net, path=Path(source))
+        return checkpoint_generator(load_checkpoint(source), None, net=net, path=Path(source), weights=weights)
     if direction is not None:
         check_direction(direction)
     name = zoo_name(source)
     if name is None:
-        return _from_file(Path(source), direction)
+        return _from_file(Path(source), direction, weights=weights)
+    one_set(source, weights)
     from translate import zoo
 
     chosen = name if direction in (None, "AtoB") else zoo.ZOO[name].partner
@@ -294,7 +332,14 @@ def load_generator(source: str | Path, direction: str | None = "AtoB", *, net: s
     return found
 
 
-def _from_file(path: Path, direction: str | None, what: str = "checkpoint") -> Generator:
+def one_set(source: str | Path, weights: str) -> None:
+    """Refuse `weights` "ema"/"raw" for a source that holds one set of weights (not a translate checkpoint)."""
+    if weights != "auto":
+        raise CheckpointError(f"--weights {weights}: {source} holds one set of weights (only translate "
+                              "checkpoints hold raw and EMA weights); leave out --weights")
+
+
+def _from_file(path: Path, direction: str | None, what: str = "checkpoint", weights: str = "auto") -> Generator:
     """An export, a translate checkpoint or a classic state dict (see :func:`load_generator`)."""
     from translate.export import SUFFIX, read_exported
     from translate.upstream import is_state_dict, load_state
@@ -302,6 +347,7 @@ def _from_file(path: Path, direction: str | None, what: str = "checkpoint") -> G
     if not path.exists():
         raise not_found(path, what)
     if path.suffix == SUFFIX:
+        one_set(path, weights)
         gen, info = read_exported(path, direction)
         return Generator(gen, info["arch"], info["kwargs"], info.get("model", "cyclegan"), path, "export",
                          direction=info.get("direction") or direction or "AtoB")
@@ -309,7 +355,8 @@ def _from_file(path: Path, direction: str | None, what: str = "checkpoint") -> G
     if is_translate_checkpoint(loaded):
         if direction is None:
             raise CheckpointError(f"{path} is a translate checkpoint: give a direction ({', '.join(DIRECTIONS)})")
-        return checkpoint_generator(loaded, direction, path=path)
+        return checkpoint_generator(loaded, direction, path=path, weights=weights)
+    one_set(path, weights)
     if is_state_dict(loaded):
         if direction not in (None, "AtoB"):
             raise CheckpointError(f"{path} is a classic CycleGAN generator file, which translates one way only: "
@@ -322,7 +369,7 @@ def _from_file(path: Path, direction: str | None, what: str = "checkpoint") -> G
 
 
 def checkpoint_generator(loaded: dict[str, Any], direction: str | None = "AtoB", *, net: str | None = None,
-                         path: str | Path = "checkpoint") -> Generator:
+                         path: str | Path = "checkpoint", weights: str = "auto") -> Generator:
     """What :func:`load_generator` gives for a translate checkpoint, from one already read (evaluate reads
     it once for both directions): the generator for `direction`, or the net called `net`."""
     block = check_block(loaded, path=path)
@@ -337,6 +384,7 @@ def checkpoint_generator(loaded: dict[str, Any], direction: str | None = "AtoB",
         raise CheckpointError(f"{path}: a {block['model']} checkpoint has no net '{net}' "
                               f"(it has: {', '.join(block['nets'])})")
     spec = block["nets"][attr]
-    return Generator(load_net(loaded, attr, path=path), spec["arch"], spec["kwargs"], block["model"], Path(path),
-                     "checkpoint", direction=direction,
-                     config=from_saved(block["config"], block["format_version"]))
+    chosen = chosen_weights(loaded, attr, weights, path)
+    return Generator(load_net(loaded, attr, path=path, weights=chosen), spec["arch"], spec["kwargs"],
+                     block["model"], Path(path), "checkpoint", direction=direction,
+                     config=from_saved(block["config"], block["format_version"]), weights=chosen)

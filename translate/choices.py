@@ -25,6 +25,7 @@ IMAGE_FORMATS = ("png", "jpg", "webp")  # translate.infer.FORMATS
 EXPORT_FORMATS = ("pt2", "onnx")  # translate.export.FORMATS
 BLENDS = ("footprint", "none")  # translate.swap.BLENDS
 DIRECTIONS = ("AtoB", "BtoA")  # translate.evaluate.DIRECTIONS, translate.export.DIRECTIONS
+WEIGHTS = ("ema", "raw")  # translate.checkpoint.WEIGHTS
 
 
 def listed(names: tuple[str, ...], last: str = "or") -> str:

@@ -24,9 +24,13 @@ import typer
 
 from translate import __version__
 from translate.choices import (ADVERSARIAL, BACKENDS, BLENDS, CONVERT_PRECISIONS, DIRECTIONS, EXPORT_FORMATS,
-                               FEATURES, IMAGE_FORMATS, MODELS, TRAIN_PRECISIONS, listed)
+                               FEATURES, IMAGE_FORMATS, MODELS, TRAIN_PRECISIONS, WEIGHTS, listed)
 from translate.config import DataConfig, EvalConfig, TrainConfig
 from translate.errors import TranslateError
+
+WeightsOption = Annotated[Optional[str], typer.Option(
+    help=f"A checkpoint's {listed(WEIGHTS)} weights: the generators' moving average (train.ema) or the trained "
+         "weights themselves (default: ema when the checkpoint has it, else raw).")]
 
 app = typer.Typer(
     name="translate",
@@ -186,6 +190,7 @@ def convert(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (pays off on big jobs).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4 on CUDA, 1 on CPU).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    weights: WeightsOption = None,
 ) -> None:
     """Translate image files at their native size; writes convert-report.json; exit 3 if some failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -207,7 +212,7 @@ def convert(
                                progress=progress, log=lambda msg: bar.console.print(msg),
                                **_given(direction=direction, fmt=format, quality=quality, batch_size=batch_size,
                                         device=device, size=size, tile=tile, precision=precision,
-                                        workers=workers, backend=backend))
+                                        workers=workers, backend=backend, weights=weights))
     typer.echo(f"generator: {report.generator}; {report.precision}")
     _finish_batch("converted", report, output / infer.REPORT_NAME)
 
@@ -242,6 +247,7 @@ def export(
         "--format", help=f"The program beside the .safetensors: {listed(EXPORT_FORMATS)}; pt2: torch.export, onnx: "
                          "for onnxruntime, needs the optional 'onnx' extra of translate (default: pt2).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
+    weights: WeightsOption = None,
 ) -> None:
     """Write a standalone generator (safetensors weights + arguments, and a .pt2 or .onnx program), checked for
     parity."""
@@ -249,7 +255,8 @@ def export(
     from translate.export import export as run_export
 
     with user_errors():
-        result = run_export(checkpoint, out, force=force, **_given(direction=direction, program=program, fmt=fmt))
+        result = run_export(checkpoint, out, force=force, **_given(direction=direction, program=program, fmt=fmt,
+                                                               weights=weights))
     typer.echo(f"weights: {result.weights}")
     if result.program:
         typer.echo(f"program: {result.program}")
@@ -281,6 +288,7 @@ def evaluate(
     data_root: Annotated[Optional[str], typer.Option(
         help=f"Where named datasets live (default: {DataConfig().root}/).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available).")] = None,
+    weights: WeightsOption = None,
 ) -> None:
     """Translate the test split and score it: FID and KID against the real target test images (report.json,
     grids, a summary table); built-in datasets add offline checks."""
@@ -292,9 +300,11 @@ def evaluate(
     directions = None if direction is None else DIRECTIONS if direction == "both" else (direction,)
     with user_errors():
         report = run_evaluate(checkpoint, dataset, out_dir=out, root=data_root, device=device,
-                              **_given(directions=directions, features=features, max_images=max_images))
+                              **_given(directions=directions, features=features, max_images=max_images,
+                                       weights=weights))
+    used = f", {report['weights']} weights" if report.get("weights") else ""
     table = Table(title=f"{report['model']} on {report['dataset']} ({report['protocol']['features']} features, "
-                        f"{report['protocol']['image_size']} px)")
+                        f"{report['protocol']['image_size']} px{used})")
     for column in ("direction", "images", "FID", "KID x 1000", "FID do-nothing"):  # do-nothing: the inputs
         table.add_column(column, justify="right")
     extra = any("domain_classifier" in m for m in report["directions"].values())
@@ -338,6 +348,7 @@ def swap(
     blend: Annotated[Optional[str], typer.Option(
         help=f"{listed(BLENDS)}; footprint: change only where the edit is, keep every other pixel at the input's "
              "size; none: the paper's raw decoder output at the training size (default: footprint).")] = None,
+    weights: WeightsOption = None,
 ) -> None:
     """GeneGAN: put the donor's object (glasses, smile, ...) on an image, and remove it from the donor;
     or (--remove) remove it from every image of a folder."""
@@ -349,10 +360,11 @@ def swap(
         folder = onto.is_dir() or (not onto.exists() and any(ch in str(onto) for ch in "*?["))
         if folder or remove:
             result = genegan.swap_folder(checkpoint, donor, onto, out, skip_existing=skip_existing,
-                                         **_given(blend=blend))
+                                         **_given(blend=blend, weights=weights))
             _finish_batch("removed" if remove else "swapped", result, out / genegan.REPORT_NAME)
             return
-        gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed, **_given(blend=blend))
+        gained, lost = genegan.swap_files(checkpoint, donor, onto, out, removed,
+                                          **_given(blend=blend, weights=weights))
     typer.echo(f"with the object: {gained}\nwithout it:      {lost}")
 
 
@@ -369,6 +381,7 @@ def interpolate(
     blend: Annotated[Optional[str], typer.Option(
         help=f"{listed(BLENDS)}; footprint: each cell changes only where its edit is, at the input's size; none: "
              "the raw decoder output (default: footprint).")] = None,
+    weights: WeightsOption = None,
 ) -> None:
     """GeneGAN: the object at increasing strength (--from, a strip) or bilinear mixes of four objects
     (--corners, a grid), on one image."""
@@ -376,7 +389,7 @@ def interpolate(
 
     with user_errors():
         path = genegan.interpolate_files(checkpoint, onto, out, donor=donor, corners=corners,
-                                         **_given(steps=steps, grid=grid, blend=blend))
+                                         **_given(steps=steps, grid=grid, blend=blend, weights=weights))
     typer.echo(f"wrote {path}")
 
 

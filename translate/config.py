@@ -62,6 +62,7 @@ class DataConfig:
     batch_size: int = 1
     num_workers: int = -1  # loader processes; -1 in a preset: min(4, CPU cores) of the machine resolving it
     n_samples: int = 4  # test images per domain shown in sample grids
+    max_images: int = 0  # training images per domain, a seeded subset (small-data runs); 0: all
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,13 @@ class TrainConfig:
     channels_last: bool = True  # on CUDA only
     compile: bool = False
     init: str = ""  # fine-tuning: start from this checkpoint's weights (fresh optimizer and schedule)
+    ema: bool = False  # keep an exponential moving average of each generator; outputs use it (models/ema.py)
+    ema_decay: float = 0.999  # the EMA's decay per generator step (StarGAN v2's beta)
+    ema_rampup: float = 0.05  # warm-up: the EMA's half-life is at most this share of the steps so far
+    #                           (StyleGAN2-ADA's ema_rampup); 0: the plain decay from the first step
+    augment: str = "none"  # none | diffaugment: the same differentiable transform on the real and fake images
+    #                        before every discriminator call (models/diffaugment.py)
+    augment_policy: str = "color,translation,cutout"  # DiffAugment's operations, comma-separated
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,8 @@ STRATEGIES = ("auto", "ddp")
 OPTIMIZERS = ("adam", "rmsprop")
 EVAL_FEATURES = ("inception", "classifier", "pixels")  # translate.metrics.FEATURES (tests/test_evaluate.py)
 MONITORS = ("fid", "kid")
+AUGMENTS = ("none", "diffaugment")
+AUGMENT_OPS = ("color", "translation", "cutout")  # translate.models.diffaugment.OPS (tests/test_diffaugment.py)
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
 _SHARED = {"optim": OptimConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 
@@ -251,7 +261,8 @@ def read_preset(name: str) -> dict[str, Any]:
 
 
 # What a preset keeps when --model switches to another model: its data and its run settings.
-_KEPT_ON_MODEL_SWITCH = {"data": ("dataset", "dir_a", "dir_b", "holdout", "root", "num_workers", "n_samples"),
+_KEPT_ON_MODEL_SWITCH = {"data": ("dataset", "dir_a", "dir_b", "holdout", "root", "num_workers", "n_samples",
+                                  "max_images"),
                          "train": None, "eval": None}
 
 
@@ -351,12 +362,18 @@ def validate(cfg: Config) -> None:
     for key, value in {"optim.n_epochs": o.n_epochs, "optim.n_epochs_decay": o.n_epochs_decay,
                        "optim.weight_decay": o.weight_decay, "optim.weight_decay_d": o.weight_decay_d,
                        "data.n_samples": d.n_samples, "data.num_workers": d.num_workers,
+                       "data.max_images": d.max_images, "train.ema_rampup": t.ema_rampup,
                        "train.checkpoint_every_n_epochs": t.checkpoint_every_n_epochs,
                        "train.sample_every_n_steps": t.sample_every_n_steps, "eval.every": e.every,
                        "eval.max_images": e.max_images}.items():
         non_negative(key, value)
     if not 0 <= t.seed <= MAX_SEED:
         raise ConfigError(f"train.seed must be in [0, {MAX_SEED}] (2**32 - 1), got {t.seed}")
+    if not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+    choice("train.augment", t.augment, AUGMENTS)
+    for op in t.augment_policy.split(","):
+        choice("train.augment_policy", op.strip(), AUGMENT_OPS)
     if not 0.0 <= d.holdout < 1.0:
         raise ConfigError(f"data.holdout must be in [0, 1), got {d.holdout}")
     if bool(d.dir_a) != bool(d.dir_b):

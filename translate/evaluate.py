@@ -30,8 +30,8 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from translate.checkpoint import (checkpoint_generator, is_translate_checkpoint, load_generator, read_torch_file,
-                                  zoo_name)
+from translate.checkpoint import (checkpoint_generator, is_translate_checkpoint, load_generator, one_set,
+                                  read_torch_file, zoo_name)
 from translate.config import Config, DataConfig, EvalConfig, from_dict
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
@@ -182,8 +182,9 @@ def _data_to_score(saved: DataConfig, dataset: str | None, root: str | None) -> 
     return replace(saved, root=root)
 
 
-def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
-    """(model name, {direction: generator}, saved data settings, seed, directions, weight files) for a
+def _to_score(checkpoint: str | Path, directions: tuple[str, ...], weights: str = "auto"):
+    """(model name, {direction: generator}, saved data settings, seed, directions, weight files, "ema" or
+    "raw" for a translate checkpoint's weights else None) for a
     translate checkpoint, a pretrained model name, a ``.safetensors`` export or a classic generator file.
 
     A pretrained name scores the dataset it was trained on (``dataset`` in the zoo), in that dataset's
@@ -195,6 +196,7 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
     both = len(directions) > 1
     name = zoo_name(checkpoint)
     if name is not None:
+        one_set(checkpoint, weights)
         entry = zoo.ZOO[name]
         own = entry.dataset_direction or "AtoB"
         chosen = {d: name if d == own else entry.partner for d in directions}
@@ -205,25 +207,28 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
         # each model in its own way (AtoB), downloaded (and checked) before scoring
         found = {d: load_generator(model) for d, model in chosen.items() if model is not None}
         return ("cyclegan", {d: g.net for d, g in found.items()}, DataConfig(dataset=entry.dataset or ""),
-                Config().train.seed, tuple(found), [g.path for g in found.values()])
+                Config().train.seed, tuple(found), [g.path for g in found.values()], None)
     path = Path(checkpoint)
     loaded = None if path.suffix == EXPORT_SUFFIX else read_torch_file(path)  # read once for both directions
     if is_translate_checkpoint(loaded):
-        found = {d: checkpoint_generator(loaded, d, path=path) for d in directions}  # fails early without one
+        found = {d: checkpoint_generator(loaded, d, path=path, weights=weights) for d in directions}  # fails early
         first = found[directions[0]]
         cfg = from_dict(first.config)
-        return first.model, {d: g.net for d, g in found.items()}, cfg.data, cfg.train.seed, directions, [path]
-    one = load_generator(path, None)  # an export's own direction, AtoB for a classic file
+        return (first.model, {d: g.net for d, g in found.items()}, cfg.data, cfg.train.seed, directions, [path],
+                first.weights)
+    one = load_generator(path, None, weights=weights)  # an export's own direction, AtoB for a classic file
     chosen = (one.direction,) if both else directions
-    return one.model, {chosen[0]: one.net}, DataConfig(dataset=""), Config().train.seed, chosen, [path]
+    return one.model, {chosen[0]: one.net}, DataConfig(dataset=""), Config().train.seed, chosen, [path], None
 
 
 def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tuple[str, ...] = ("AtoB", "BtoA"),
              features: str | None = None, out_dir: str | Path | None = None, max_images: int | None = None,
-             root: str | None = None, device: str | None = None) -> dict[str, Any]:
+             root: str | None = None, device: str | None = None, weights: str = "auto") -> dict[str, Any]:
     """Score `checkpoint` on `dataset` (default: the one it was trained on); writes ``report.json`` and one
     ``grid_<direction>.png`` (inputs above, translations below) into `out_dir` and returns the report.
-    `features` and `max_images` default to the config's (:class:`EvalConfig`), as training's evaluations."""
+    `features` and `max_images` default to the config's (:class:`EvalConfig`), as training's evaluations.
+    `weights` chooses a translate checkpoint's moving average ("auto": when it has one, "ema") or "raw" weights;
+    the report says which (``weights``), so both can be scored from one checkpoint."""
     started = time.perf_counter()
     features = EvalConfig().features if features is None else features
     max_images = EvalConfig().max_images if max_images is None else max_images
@@ -231,18 +236,20 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, directions: tup
         if direction not in DIRECTIONS:
             raise TranslateError(f"--direction must be AtoB, BtoA or both, got '{direction}'")
     path = Path(checkpoint)
-    model, nets, saved_data, seed, directions, weights = _to_score(checkpoint, directions)
+    model, nets, saved_data, seed, directions, files, used = _to_score(checkpoint, directions, weights)
     data_cfg = _data_to_score(saved_data, dataset, root)
     size = data_cfg.crop_size
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     data = load_eval_data(data_cfg, seed, size, max_images)
     default_out = Path("eval") / str(checkpoint) if zoo_name(checkpoint) else path.parent / "eval" / path.stem
+    if weights == "raw":  # beside the default (moving-average) report of the same checkpoint
+        default_out = default_out.with_name(default_out.name + "-raw")
     out = Path(out_dir) if out_dir is not None else default_out
-    guard_outputs([out / REPORT_NAME, *(out / f"grid_{d}.png" for d in directions)], [*weights, *data.test_files])
+    guard_outputs([out / REPORT_NAME, *(out / f"grid_{d}.png" for d in directions)], [*files, *data.test_files])
     scorer = build_scorer(data, features, dev)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
-        "checkpoint": str(checkpoint), "model": model,
+        "checkpoint": str(checkpoint), "model": model, "weights": used,
         "dataset": data_cfg.dir_a and f"{data_cfg.dir_a} | {data_cfg.dir_b}" or data_cfg.dataset,
         "protocol": protocol(size, features), "directions": {},
     }

@@ -132,10 +132,11 @@ def save_generator(net: nn.Module, arch: str, kwargs: dict[str, Any], path: str 
 
 
 def export(checkpoint: str | Path, out: str | Path, direction: str = "AtoB", program: bool = True,
-           force: bool = False, fmt: str = "pt2") -> ExportResult:
+           force: bool = False, fmt: str = "pt2", weights: str = "auto") -> ExportResult:
     """Write OUT.safetensors and, unless `program` is False, a program beside it: OUT.pt2 (`fmt` "pt2") or
-    OUT.onnx (`fmt` "onnx"); check each reproduces the checkpoint's generator."""
-    found = load_generator(checkpoint, direction)  # a checkpoint, an export, a classic .pth or a model name
+    OUT.onnx (`fmt` "onnx"); check each reproduces the checkpoint's generator (its moving average when it
+    has one, unless `weights` is "raw")."""
+    found = load_generator(checkpoint, direction, weights=weights)  # a checkpoint, an export, a classic .pth, a name
     net, spec, block = found.net, {"arch": found.arch, "kwargs": found.kwargs}, {"model": found.model}
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got '{fmt}'")

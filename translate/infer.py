@@ -320,7 +320,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
             device: str | None = None, size: int | None = None, tile: int | None = None,
             precision: str = "auto", compile: bool = False, workers: int | None = None,
             progress: Callable[[int, int], None] | None = None, backend: str = "torch",
-            log: Callable[[str], None] | None = None) -> ConvertReport:
+            log: Callable[[str], None] | None = None, weights: str = "auto") -> ConvertReport:
     """Translate every image of `source` into `output`, mirroring relative paths; see module docstring.
 
     `progress(done, total)` is called after each batch (done counts written, failed and kept files).
@@ -353,7 +353,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         from translate.onnx_runtime import require_onnx
 
         require_onnx(exporter=False)  # a missing extra is said before anything is planned or created
-    generator = load_generator(checkpoint, direction, log=log)
+    generator = load_generator(checkpoint, direction, log=log, weights=weights)
     net = generator.net
     plan = plan_batch(source, output, destination, REPORT_NAME)
     out_root = plan.out_root

@@ -93,9 +93,10 @@ def read_full(path: str | Path, size: int) -> tuple[Tensor, Tensor]:
     return to_model_range(to_tensor(image)[None]), to_model_range(to_tensor(small)[None])
 
 
-def load_genegan(checkpoint: str | Path) -> tuple[nn.Module, int]:
-    """(the encoder-decoder in eval mode, the training image size) of a GeneGAN checkpoint."""
-    found = load_generator(checkpoint, net=SWAP_NET)  # refuses other models, exports and classic files
+def load_genegan(checkpoint: str | Path, weights: str = "auto") -> tuple[nn.Module, int]:
+    """(the encoder-decoder in eval mode, the training image size) of a GeneGAN checkpoint; `weights` as in
+    :func:`~translate.checkpoint.load_generator` (its moving average when saved, unless "raw")."""
+    found = load_generator(checkpoint, net=SWAP_NET, weights=weights)  # refuses other models, exports, classic files
     try:
         size = int(found.config["data"]["crop_size"])
     except (KeyError, TypeError, ValueError):
@@ -160,7 +161,7 @@ def reconstruct(g: nn.Module, face: Tensor) -> Tensor:
 
 
 def swap_files(checkpoint: str | Path, donor: str | Path, target: str | Path, out: str | Path,
-               removed: str | Path | None = None, blend: str = "footprint") -> tuple[Path, Path]:
+               removed: str | Path | None = None, blend: str = "footprint", weights: str = "auto") -> tuple[Path, Path]:
     """One pair: writes the target with the donor's object to `out` and the donor without it to `removed`
     (default: `out` with ``-removed`` before the suffix)."""
     check_blend(blend)
@@ -169,7 +170,7 @@ def swap_files(checkpoint: str | Path, donor: str | Path, target: str | Path, ou
     guard_outputs([out, removed], [donor, target])
     if out.resolve() == removed.resolve():
         raise TranslateError(f"--out and --removed are the same file ({out}); give two paths")
-    g, size = load_genegan(checkpoint)
+    g, size = load_genegan(checkpoint, weights)
     (donor_full, donor_small), (target_full, target_small) = read_full(donor, size), read_full(target, size)
     gained, lost = swap(g, donor_small, target_small)
     if blend == "footprint":
@@ -179,12 +180,12 @@ def swap_files(checkpoint: str | Path, donor: str | Path, target: str | Path, ou
 
 
 def swap_folder(checkpoint: str | Path, donor: str | Path | None, source: str | Path, output: str | Path,
-                skip_existing: bool = False, blend: str = "footprint") -> ConvertReport:
+                skip_existing: bool = False, blend: str = "footprint", weights: str = "auto") -> ConvertReport:
     """The donor's object onto every image of `source` (folder, glob or file), mirrored into `output`;
     without a donor (``--remove``), every image loses its object instead."""
     check_blend(blend)
     started = time.perf_counter()
-    g, size = load_genegan(checkpoint)
+    g, size = load_genegan(checkpoint, weights)
     plan = plan_batch(source, output, lambda rel: rel.with_suffix(".png"), REPORT_NAME)
     guard_outputs(plan.destinations.values(), [donor] if donor is not None else [])
     obj = None
@@ -220,7 +221,7 @@ def swap_folder(checkpoint: str | Path, donor: str | Path | None, source: str | 
 
 def interpolate_files(checkpoint: str | Path, onto: str | Path, out: str | Path, donor: str | Path | None = None,
                       steps: int = 8, corners: tuple[str | Path, ...] | None = None, grid: int = 5,
-                      blend: str = "footprint") -> Path:
+                      blend: str = "footprint", weights: str = "auto") -> Path:
     """A strip (`donor`, `steps` strengths from 0 to 1) or a `grid` x `grid` bilinear mix of four `corners`
     on the image `onto`, written to `out` (never over one of the inputs). With footprint blending each cell
     is blended into `onto` at its own size through that cell's own footprint."""
@@ -232,7 +233,7 @@ def interpolate_files(checkpoint: str | Path, onto: str | Path, out: str | Path,
     if corners is not None and grid < 2:
         raise TranslateError(f"--grid must be at least 2, got {grid}")
     guard_outputs([out], [onto, *([donor] if donor is not None else corners)])
-    g, size = load_genegan(checkpoint)
+    g, size = load_genegan(checkpoint, weights)
     full, target = read_full(onto, size)
     if donor is not None:
         images, nrow = interpolate(g, read_face(donor, size), target, [i / (steps - 1) for i in range(steps)]), steps

@@ -35,6 +35,7 @@ from translate.data.datamodule import UnpairedDataModule
 from translate.data.names import dataset_kind, resolve_dataset
 from translate.models import build_model
 from translate.models.base import TranslationModel
+from translate.models.ema import matching_state
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +384,8 @@ def load_init(model: TranslationModel, path: str | Path) -> None:
     `path` is a translate checkpoint of the same model (every net copied, architectures checked), a
     pretrained model name (g_ab from it, g_ba from the model that translates back, where the zoo has one) or a
     classic CycleGAN generator file (g_ab; g_ba from its ``..._G_B.pth`` sibling when there is one). The
-    discriminators of the last two start fresh."""
+    discriminators of the last two start fresh. Moving averages (train.ema) start afresh from the initial
+    weights: the raw weights of a translate checkpoint are taken, as its discriminators were trained with them."""
     from translate.checkpoint import is_translate_checkpoint, not_found, read_torch_file, zoo_name
 
     name = zoo_name(path)
@@ -393,12 +395,14 @@ def load_init(model: TranslationModel, path: str | Path) -> None:
         checkpoint = read_torch_file(path)
         if not is_translate_checkpoint(checkpoint):
             _init_generators(model, path, classic_pair(Path(path)))
+            model.reset_ema()
             return
         block = check_block(checkpoint, path=path)
     else:
         from translate import zoo
 
         _init_generators(model, path, {"g_ab": name, "g_ba": zoo.ZOO[name].partner})
+        model.reset_ema()
         return
     if block["model"] != model.name:
         raise CheckpointError(f"--init {path}: a {block['model']} checkpoint cannot initialise a {model.name} "
@@ -414,7 +418,7 @@ def load_init(model: TranslationModel, path: str | Path) -> None:
             got = "missing" if theirs is None else f"{theirs['arch']} {theirs['kwargs']}"
             raise CheckpointError(f"--init {path}: net '{attr}' is {got}, this run builds {spec['arch']} "
                                   f"{spec['kwargs']}; the architecture must match (same model.* settings)")
-    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    model.load_state_dict(matching_state(checkpoint["state_dict"], tuple(model.ema), fresh=True), strict=True)
 
 
 def classic_pair(path: Path) -> dict[str, str | Path | None]:

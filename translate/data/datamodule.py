@@ -72,7 +72,8 @@ class UnpairedDataModule(pl.LightningDataModule):
             self.folders["trainA"], self.folders["trainB"],
             train_transform(self.cfg.load_size, self.cfg.crop_size, self.cfg.flip),
             holdout_a=self.cfg.holdout if self.folders["testA"] is None else 0.0,
-            holdout_b=self.cfg.holdout if self.folders["testB"] is None else 0.0, seed=self.seed)
+            holdout_b=self.cfg.holdout if self.folders["testB"] is None else 0.0, seed=self.seed,
+            max_images=self.cfg.max_images)
         if self.train_set.skipped:
             log.warning("%d unreadable training image(s) will be skipped", len(self.train_set.skipped))
         for domain, held in (("A", self.train_set.held_a), ("B", self.train_set.held_b)):

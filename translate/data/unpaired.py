@@ -92,6 +92,14 @@ def split_holdout(files: list[Path], share: float, seed: int) -> tuple[list[Path
     return ([f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held])
 
 
+def subset(files: list[Path], n: int, seed: int) -> list[Path]:
+    """`n` of `files` chosen by `seed`, in their order (all when `n` is 0 or not smaller): data.max_images."""
+    if n <= 0 or n >= len(files):
+        return list(files)
+    kept = set(np.random.default_rng(seed).permutation(len(files))[:n].tolist())
+    return [f for i, f in enumerate(files) if i in kept]
+
+
 class UnpairedDataset(Dataset):
     """Yields ``{"A": uint8 [3,H,W], "B": uint8 [3,H,W]}`` for keys from :class:`UnpairedSampler`.
 
@@ -99,11 +107,13 @@ class UnpairedDataset(Dataset):
     training file that decodes)."""
 
     def __init__(self, dir_a: str | Path, dir_b: str | Path, transform: A.Compose, holdout_a: float = 0.0,
-                 holdout_b: float = 0.0, seed: int = 0) -> None:
+                 holdout_b: float = 0.0, seed: int = 0, max_images: int = 0) -> None:
         self.files_a, bad_a = scan_domain(Path(dir_a))
         self.files_b, bad_b = scan_domain(Path(dir_b))
         self.files_a, self.held_a = split_holdout(self.files_a, holdout_a, seed)
         self.files_b, self.held_b = split_holdout(self.files_b, holdout_b, seed + 1)
+        self.files_a = subset(self.files_a, max_images, seed + 2)  # after the holdout: it stays the same
+        self.files_b = subset(self.files_b, max_images, seed + 3)
         check_decodes(Path(dir_a), self.files_a)  # the training files: what __getitem__ will read
         check_decodes(Path(dir_b), self.files_b)
         self.skipped: list[DataError] = bad_a + bad_b

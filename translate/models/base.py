@@ -9,6 +9,10 @@ Settings arrive resolved (config.concrete): no sentinel is left for a module to 
 - Stateful recipe parts (image pools) are saved in the checkpoint's ``translate`` block by
   :meth:`extra_state`; checkpoint.py writes and reads that block.
 - Batches arrive as uint8 and are scaled to [-1, 1] on the device (:meth:`on_after_batch_transfer`).
+- ``train.ema``: each generator has a moving average, ``ema.<net>`` (models/ema.py), stepped after every
+  generator step; sample grids, evaluations and every command after training use it (:meth:`output_net`).
+- ``train.augment``: every discriminator call sees its images through :meth:`augmented`, one DiffAugment
+  transform (models/diffaugment.py) for the real and the fake batch of that call.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from translate.callbacks import batches_seen
-from translate.checkpoint import write_block
+from translate.checkpoint import EMA_PREFIX, write_block
 from translate.config import Config, from_dict
 from translate.data.transforms import to_model_range
+from translate.models import diffaugment
+from translate.models.ema import averaged, copy_buffers, matching_state, update_ema
 from translate.nets import build_net, init_weights
 from translate.recipes.archs import NetSettings
 from translate.recipes.objectives import OBJECTIVES
@@ -57,6 +63,8 @@ class TranslationModel(pl.LightningModule):
         self.save_hyperparameters(self.cfg.to_dict())
         self.automatic_optimization = False
         self.net_specs: dict[str, dict[str, Any]] = {}
+        self.ema = nn.ModuleDict()  # generator attr -> its moving average (train.ema; filled by add_net)
+        self.augment_rng = torch.Generator().manual_seed(2**34 + self.cfg.train.seed)  # DiffAugment's draws
         self.nonfinite: Tensor | None = None  # set once a loss was NaN or infinite (read by callbacks.NonFinite)
         from translate.losses import build_adversarial, build_reconstruction
 
@@ -77,7 +85,22 @@ class TranslationModel(pl.LightningModule):
             init_weights(net, self.cfg.model.init_gain)
         setattr(self, attr, net)
         self.net_specs[attr] = {"kind": settings.kind, "arch": settings.arch, "kwargs": kwargs}
+        t = self.cfg.train
+        if t.ema and attr in self.generators:
+            self.ema[attr] = averaged(net, t.ema_decay, t.ema_rampup)
         return net
+
+    def output_net(self, attr: str) -> nn.Module:
+        """The net that makes outputs (grids, evaluations): generator `attr`'s moving average (with the net's
+        current buffers), or the net."""
+        if attr not in self.ema:
+            return getattr(self, attr)
+        copy_buffers(self.ema[attr], getattr(self, attr))
+        return self.ema[attr].module
+
+    def reset_ema(self) -> None:
+        """Each moving average equal to its net again, no update counted (fine-tuning starts them afresh)."""
+        self.load_state_dict(matching_state(self.state_dict(), tuple(self.ema), fresh=True))
 
     def make_optimizer(self, nets: tuple[str, ...], lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """``optim.kind`` over the parameters of `nets`: Adam with the config's betas (fused on CUDA), or
@@ -120,6 +143,18 @@ class TranslationModel(pl.LightningModule):
 
     # ----------------------------------------------------------------- steps (models with d_a and d_b)
 
+    def augmented(self, *images: Tensor) -> tuple[Tensor, ...]:
+        """`images` as one discriminator call sees them: with ``train.augment``, one DiffAugment transform
+        drawn for this call and put on each (sample i of the real and of the fake batch changed alike)."""
+        t = self.cfg.train
+        if t.augment == "none":
+            return images
+        if len({x.shape for x in images}) > 1:
+            raise ValueError(f"one augmentation for batches of different shapes {[tuple(x.shape) for x in images]}")
+        n, _, h, w = images[0].shape
+        transform = diffaugment.draw(t.augment_policy, n, h, w, self.augment_rng, images[0].device)
+        return tuple(diffaugment.apply(x, transform) for x in images)
+
     def step_generators(self, opt_g: Any, terms: dict[str, Tensor]) -> None:
         """One optimizer step on the sum of `terms` (computed inside ``toggled_optimizer(opt_g)``); logs."""
         g_loss = sum(terms.values())
@@ -127,16 +162,18 @@ class TranslationModel(pl.LightningModule):
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         opt_g.step()
+        for attr, average in self.ema.items():  # after the step: the same synchronised weights on every rank
+            update_ema(average, getattr(self, attr))
         self.log_terms("g", terms | {"total": g_loss})
         self.log("g_loss", g_loss.detach(), prog_bar=True, batch_size=self.cfg.data.batch_size)
 
     def step_discriminators(self, opt_d: Any, real_a: Tensor, fake_a: Tensor, real_b: Tensor, fake_b: Tensor) -> None:
         """d_a on real vs fake A-side images and d_b on real vs fake B-side images, one optimizer step for both;
         logs the terms."""
-        with self.toggled_optimizer(opt_d):
-            d_a_terms = self.adversarial.discriminator_loss(self.d_a, real_a, fake_a,
+        with self.toggled_optimizer(opt_d):  # a gradient penalty interpolates between the augmented images
+            d_a_terms = self.adversarial.discriminator_loss(self.d_a, *self.augmented(real_a, fake_a),
                                                             batched=not has_batch_coupling(self.d_a))
-            d_b_terms = self.adversarial.discriminator_loss(self.d_b, real_b, fake_b,
+            d_b_terms = self.adversarial.discriminator_loss(self.d_b, *self.augmented(real_b, fake_b),
                                                             batched=not has_batch_coupling(self.d_b))
             d_loss = d_a_terms["loss"] + d_b_terms["loss"]
             self.watch_finite(d_loss)
@@ -158,13 +195,24 @@ class TranslationModel(pl.LightningModule):
         pass
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["translate"] = write_block(self.name, self.cfg.to_dict(), self.net_specs, self.extra_state())
+        for attr, average in self.ema.items():  # the averages saved with the nets' current buffers
+            copy_buffers(average, getattr(self, attr))
+            checkpoint["state_dict"].update({f"{EMA_PREFIX}.{attr}.module.{k}": v.detach() for k, v in
+                                             average.module.named_buffers()})
+        state = self.extra_state()
+        if self.cfg.train.augment != "none":
+            state["augment_rng"] = self.augment_rng.get_state()
+        checkpoint["translate"] = write_block(self.name, self.cfg.to_dict(), self.net_specs, state)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         from translate.checkpoint import check_block
 
         block = check_block(checkpoint, expect_model=self.name)
         self.load_extra_state(block["state"])
+        if self.cfg.train.augment != "none" and isinstance(block["state"].get("augment_rng"), torch.Tensor):
+            self.augment_rng.set_state(block["state"]["augment_rng"])
+        # before Lightning loads the weights: moving averages for exactly this run's (train.ema on or off)
+        checkpoint["state_dict"] = matching_state(checkpoint["state_dict"], tuple(self.ema))
 
     @torch.no_grad()
     def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
@@ -192,6 +240,7 @@ class TwoWayModel(TranslationModel):
     @torch.no_grad()
     def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
         """Rows of images in [-1, 1] for a sample grid, each [n,3,H,W]: A, G_AB(A), its reconstruction,
-        then the same from B."""
-        fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
-        return [real_a, fake_b, self.g_ba(fake_b), real_b, fake_a, self.g_ab(fake_a)]
+        then the same from B (the moving averages with train.ema)."""
+        g_ab, g_ba = self.output_net("g_ab"), self.output_net("g_ba")
+        fake_b, fake_a = g_ab(real_a), g_ba(real_b)
+        return [real_a, fake_b, g_ba(fake_b), real_b, fake_a, g_ab(fake_a)]

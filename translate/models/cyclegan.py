@@ -19,6 +19,8 @@ Deliberate differences, none of which changes the maths:
   in D (hinge), critic steps per generator step and no image pool (WGAN-GP, WGAN-clip), RMSprop and weight
   clipping (WGAN-clip). With n_critic > 1 the generators step on every n_critic-th batch and the
   discriminators on every batch.
+- Off in the recipe, switches of our own: ``train.ema`` (outputs from the generators' moving averages) and
+  ``train.augment`` (DiffAugment on the images of every D call, in the G step too); see models/base.py.
 
 Settings and their defaults: recipes/cyclegan.py.
 """
@@ -55,8 +57,8 @@ class CycleGAN(TwoWayModel):
             fake_b, fake_a = self.g_ab(real_a), self.g_ba(real_b)
         rec_a, rec_b = self.g_ba(fake_b), self.g_ab(fake_a)
         terms = {
-            "adv_ab": self.adversarial.generator_loss(self.d_b(fake_b)),
-            "adv_ba": self.adversarial.generator_loss(self.d_a(fake_a)),
+            "adv_ab": self.adversarial.generator_loss(self.d_b(*self.augmented(fake_b))),
+            "adv_ba": self.adversarial.generator_loss(self.d_a(*self.augmented(fake_a))),
             "cycle_a": w.lambda_cycle * self.reconstruction(rec_a.float(), real_a.float()),
             "cycle_b": w.lambda_cycle * self.reconstruction(rec_b.float(), real_b.float()),
         }

@@ -30,6 +30,9 @@ Deviations from the authors' code, all deliberate:
   background; the demo preset uses a small identity weight to keep them (configs/discogan-stripes.yaml).
 - Nets with batch norm see real and fake images in separate calls, as in the authors' code (batch
   statistics per call); the discriminators with ``forward_features`` can be used (recipes/discogan.py).
+- Off in the recipe, switches of our own: ``train.ema`` (outputs from the generators' moving averages) and
+  ``train.augment`` (DiffAugment on the images of every D call; feature matching compares the features of
+  real and fake images under the same transform); see models/base.py.
 
 Settings and their defaults: recipes/discogan.py.
 """
@@ -73,6 +76,7 @@ class DiscoGAN(TwoWayModel):
         terms: dict[str, Tensor] = {}
         for direction, disc, real, fake, original, rec in (("ab", self.d_b, real_b, fake_b, real_a, rec_a),
                                                            ("ba", self.d_a, real_a, fake_a, real_b, rec_b)):
+            real, fake = self.augmented(real, fake)  # feature matching compares alike-augmented images
             with torch.no_grad():
                 _, real_feats = disc.forward_features(real)
             fake_logits, fake_feats = disc.forward_features(fake)

@@ -21,6 +21,8 @@ once per step on both domains' images (batch norm with shared statistics, see ``
 steps included), from the sampler all models share; the authors' small L2 penalty on G's weights
 (0.5 * decay * mean(W^2)) is RMSprop's weight decay on G (``optim.weight_decay``, 1e-5); the adversarial
 objective is swappable through the registry (``losses.adversarial``).
+``train.ema`` (off in the recipe) keeps a moving average of ``g`` for sample grids, swap and interpolate;
+``train.augment`` is refused (not measured for GeneGAN).
 
 Settings and their defaults: recipes/genegan.py.
 """
@@ -63,16 +65,17 @@ class GeneGAN(TranslationModel):
 
     # ----------------------------------------------------------------- the algorithm
 
-    def crossbreed(self, real_a: Tensor, real_b: Tensor) -> dict[str, Tensor]:
+    def crossbreed(self, real_a: Tensor, real_b: Tensor, g: Any = None) -> dict[str, Tensor]:
         """Codes and the four decodings of one step. Both parents go through the encoder in one call and
         the four children through the decoder in one call, so batch norm normalises A and B images with
         shared statistics: with a call per domain (the authors' code) B's object part is normalised to the
         same scale as A's, whatever the encoder learns, and the nulling loss cannot single it out."""
+        g = self.g if g is None else g  # sample grids pass the moving average
         n = len(real_a)
-        background, obj = self.g.split(torch.cat([real_a, real_b]))
+        background, obj = g.split(torch.cat([real_a, real_b]))
         bg_a, bg_b, obj_a, obj_b = background[:n], background[n:], obj[:n], obj[n:]
         zero = torch.zeros_like(obj_b)
-        children = self.g.join(torch.cat([bg_a, bg_b, bg_b, bg_a]), torch.cat([obj_a, zero, obj_a, zero]))
+        children = g.join(torch.cat([bg_a, bg_b, bg_b, bg_a]), torch.cat([obj_a, zero, obj_a, zero]))
         rec_a, rec_b, b_with_u, a_without = children.split(n)
         return {"bg_a": bg_a, "obj_a": obj_a, "bg_b": bg_b, "obj_b": obj_b, "rec_a": rec_a, "rec_b": rec_b,
                 "b_with_u": b_with_u, "a_without": a_without}
@@ -113,6 +116,6 @@ class GeneGAN(TranslationModel):
     @torch.no_grad()
     def sample_grid(self, real_a: Tensor, real_b: Tensor) -> list[Tensor]:
         """Rows: A (with the object), A with it removed, B (without), B given A's object (column-wise pairs)."""
-        c = self.crossbreed(real_a, real_b)
+        c = self.crossbreed(real_a, real_b, self.output_net("g"))
         return [real_a, c["a_without"], real_b, c["b_with_u"]]
 

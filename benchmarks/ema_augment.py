@@ -1,0 +1,98 @@
+"""Issue 19's measurements: EMA generators and DiffAugment on the built-in stripes, mean and spread over seeds.
+
+Each setting is trained once per seed with ``translate fit`` and scored with ``translate evaluate
+--features classifier`` (offline; the built-in paired checks: colour, background and position errors, the
+classifier's share in the target domain, FID on its features). A run with ``train.ema`` yields both weight
+sets, so the EMA comparison needs no extra runs: the same checkpoint is scored with ``--weights ema`` and
+``--weights raw``. The average only observes training (it draws no random numbers), so the raw weights of
+an EMA run are those of the same run without EMA, and they are the full-data reference too.
+
+Settings (equal budgets: every run trains 2,000 batches as the stripes preset does; with 40 images per
+domain an epoch is 40 batches, so the small-data runs take 30 + 20 epochs for the preset's 3 + 2):
+  cyclegan        translate fit stripes --set train.ema=true
+  discogan        translate fit discogan-stripes --set train.ema=true
+  small           translate fit stripes --set data.max_images=40 (epochs scaled), with EMA
+  small-augment   the same with --set train.augment=diffaugment
+
+    python benchmarks/ema_augment.py --seeds 0 1 2 --out runs-issue19             # all settings
+    python benchmarks/ema_augment.py --settings cyclegan --seeds 0 --out runs-issue19
+    python benchmarks/ema_augment.py --settings cyclegan --seeds 0 --out runs-issue19 --evaluate-only
+
+Prints one table per setting and weight set (mean ± sample standard deviation over the seeds) and writes
+``summary.json`` into the output folder. Set OMP_NUM_THREADS=1 on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+SMALL = ["--set", "data.max_images=40", "--set", "optim.n_epochs=30", "--set", "optim.n_epochs_decay=20"]
+SETTINGS = {
+    "cyclegan": ["stripes", "--set", "train.ema=true"],
+    "discogan": ["discogan-stripes", "--set", "train.ema=true"],
+    "small": ["stripes", "--set", "train.ema=true", *SMALL],
+    "small-augment": ["stripes", "--set", "train.ema=true", *SMALL, "--set", "train.augment=diffaugment"],
+}
+METRICS = ("colour_error", "background_error", "position_error_px", "in_target", "fid")
+CLI = [sys.executable, "-c", "from translate.cli import app; app()"]
+
+
+def translate(*args: str) -> None:
+    print("$ translate " + " ".join(args), flush=True)
+    subprocess.run([*CLI, *args], check=True)
+
+
+def scores(report: dict) -> dict[str, float]:
+    """The metrics of one report, averaged over its two directions."""
+    out: dict[str, list[float]] = {m: [] for m in METRICS}
+    for m in report["directions"].values():
+        paired = m["paired"]["translated"]
+        for key in ("colour_error", "background_error", "position_error_px"):
+            out[key].append(paired[key])
+        out["in_target"].append(m["domain_classifier"]["translated"])
+        out["fid"].append(m["fid"])
+    return {k: sum(v) / len(v) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path("runs-issue19"))
+    parser.add_argument("--data-root", default="datasets")
+    parser.add_argument("--evaluate-only", action="store_true", help="score existing runs only")
+    args = parser.parse_args()
+    summary: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for setting in args.settings:
+        for seed in args.seeds:
+            name = f"{setting}-s{seed}"
+            ckpt = args.out / name / "last.ckpt"
+            if not args.evaluate_only and not ckpt.is_file():
+                translate("fit", *SETTINGS[setting], "--seed", str(seed), "--name", name, "--out-dir", str(args.out),
+                          "--data-root", args.data_root)
+            for weights in ("ema", "raw"):
+                out = args.out / name / "eval" / weights
+                translate("evaluate", str(ckpt), "--features", "classifier", "--weights", weights, "--out", str(out),
+                          "--data-root", args.data_root, "--device", "cpu")
+                report = json.loads((out / "report.json").read_text())
+                for key, value in scores(report).items():
+                    summary.setdefault(setting, {}).setdefault(weights, {}).setdefault(key, []).append(value)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"\n{'setting':<14} {'weights':<7} " + " ".join(f"{m:>20}" for m in METRICS))
+    for setting, by_weights in summary.items():
+        for weights, values in by_weights.items():
+            cells = []
+            for m in METRICS:
+                v = values[m]
+                spread = statistics.stdev(v) if len(v) > 1 else 0.0
+                cells.append(f"{statistics.mean(v):>10.3f} ± {spread:<7.3f}")
+            print(f"{setting:<14} {weights:<7} " + " ".join(cells) + f"  (n={len(values[METRICS[0]])})")
+
+
+if __name__ == "__main__":
+    main()
