@@ -30,8 +30,9 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from translate.checkpoint import (checkpoint_generator, is_translate_checkpoint, load_generator, read_torch_file,
-                                  zoo_name)
+from translate.checkpoint import DIRECTIONS as NETS
+from translate.checkpoint import (check_block, checkpoint_generator, is_translate_checkpoint, load_generator,
+                                  read_torch_file, zoo_name)
 from translate.config import Config, DataConfig, EvalConfig, from_dict
 from translate.data.builtin import is_builtin
 from translate.data.datamodule import UnpairedDataModule, load_samples
@@ -209,6 +210,9 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...]):
     path = Path(checkpoint)
     loaded = None if path.suffix == EXPORT_SUFFIX else read_torch_file(path)  # read once for both directions
     if is_translate_checkpoint(loaded):
+        if both:  # a one-way model (CUT) is scored in the direction it has
+            nets = check_block(loaded, path=path)["nets"]
+            directions = tuple(d for d in directions if NETS[d] in nets) or directions
         found = {d: checkpoint_generator(loaded, d, path=path) for d in directions}  # fails early without one
         first = found[directions[0]]
         cfg = from_dict(first.config)

@@ -73,8 +73,8 @@ class TranslationModel(pl.LightningModule):
         remember how to rebuild it (checkpoint.py saves that beside the weights)."""
         kwargs = {**settings.kwargs(), **derived}
         net = build_net(settings.kind, settings.arch, kwargs)
-        if self.cfg.model.init_type == "normal":
-            init_weights(net, self.cfg.model.init_gain)
+        if self.cfg.model.init_type != "default":
+            init_weights(net, self.cfg.model.init_gain, self.cfg.model.init_type)
         setattr(self, attr, net)
         self.net_specs[attr] = {"kind": settings.kind, "arch": settings.arch, "kwargs": kwargs}
         return net
