@@ -8,8 +8,12 @@ then D_A and D_B on real vs pooled fake (0.5 x LSGAN each); Adam 2e-4 (0.5, 0.99
 Both see the same random uint8 images. Timing: median over the timed steps after warm-up; peak memory on
 CUDA from torch.cuda.max_memory_allocated.
 
+`--models cut fastcut` also times translate's CUT and FastCUT at the authors' defaults (one antialiased
+ResNet-9, its PatchNCE heads and one antialiased PatchGAN) and reports each against translate's CycleGAN.
+
     python benchmarks/train_step.py                              # CPU: 64 and 128 px
     python benchmarks/train_step.py --sizes 256 --precision bf16-mixed --device cuda
+    python benchmarks/train_step.py --models cut fastcut         # and CUT's and FastCUT's steps
 """
 
 from __future__ import annotations
@@ -126,9 +130,10 @@ class RandomPairs(torch.utils.data.Dataset):
         return {k: torch.randint(0, 256, (3, self.size, self.size), generator=g, dtype=torch.uint8) for k in "AB"}
 
 
-def translate_steps(size: int, steps: int, device: torch.device, precision: str) -> tuple[list[float], int]:
+def translate_steps(size: int, steps: int, device: torch.device, precision: str,
+                    model_name: str = "cyclegan") -> tuple[list[float], int]:
     torch.manual_seed(0)
-    cfg = resolve({"data": {"crop_size": size, "load_size": size, "batch_size": 1}},
+    cfg = resolve({"model": {"name": model_name}, "data": {"crop_size": size, "load_size": size, "batch_size": 1}},
                   flags={"train.precision": precision})
     model = build_model(cfg)
     timer = StepTimer()  # with the loop's jobs as translate fit runs them (channels_last on CUDA, ...)
@@ -151,6 +156,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="32-true", help="translate's precision: 32-true, bf16-mixed, ...")
+    parser.add_argument("--models", nargs="*", default=[], choices=["cut", "fastcut"],
+                        help="also time these translate models against translate's CycleGAN")
     args = parser.parse_args()
     device = torch.device(args.device)
     sizes = args.sizes or ([256] if device.type == "cuda" else [64, 128])
@@ -167,6 +174,13 @@ def main() -> None:
         if mem_theirs:
             line += f"; peak memory {mem_ours / 2**30:.2f} / {mem_theirs / 2**30:.2f} GiB = {mem_ours / mem_theirs:.2f}x"
         print(line, flush=True)
+        for model_name in args.models:
+            times, mem = translate_steps(size, args.steps, device, args.precision, model_name)
+            t = statistics.median(times[args.warmup:])
+            line = f"{size:4d} px: {model_name} {t:.3f} s/step, {t_ours / t:.2f}x CycleGAN's steps/s"
+            if mem_ours:
+                line += f"; peak memory {mem / 2**30:.2f} GiB = {mem / mem_ours:.2f}x CycleGAN's"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ TINY = {
 # TINY's model section is CycleGAN's (its nets' arguments); the other models take other arguments.
 TINY_MODEL = {"cyclegan": TINY["model"],
               "discogan": {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}},
-              "genegan": {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}}}
+              "genegan": {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}},
+              "cut": {"generator": {"ngf": 4, "n_blocks": 1}, "discriminator": {"ndf": 4, "n_layers": 2}},
+              "fastcut": {"generator": {"ngf": 4, "n_blocks": 1}, "discriminator": {"ndf": 4, "n_layers": 2}}}
 
 
 def tiny(name: str = "cyclegan") -> dict:

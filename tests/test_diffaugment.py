@@ -62,7 +62,7 @@ def test_one_transform_for_the_real_and_the_fake_batch_of_a_call():
     assert not torch.equal(c, a)  # the next call draws anew
 
 
-@pytest.mark.parametrize("name", ["cyclegan", "discogan"])
+@pytest.mark.parametrize("name", ["cyclegan", "discogan", "cut"])
 def test_every_discriminator_call_in_both_steps_sees_one_transform_on_real_and_fake(name: str, monkeypatch):
     """Spy on the operations during real training steps: each draw is applied to one batch in CycleGAN's
     generator step (fakes only), and to exactly two (real, fake) in every discriminator step and in
@@ -81,6 +81,8 @@ def test_every_discriminator_call_in_both_steps_sees_one_transform_on_real_and_f
     assert len({id(t) for t in applied}) == len(counts)  # no transform used again later
     if name == "cyclegan":  # per batch: G (d_b, d_a on fakes), then D (d_a, d_b on real and fake)
         assert counts == [1, 1, 2, 2] * 3
+    elif name == "cut":  # per batch: D (real and fake), then G (the fake)
+        assert counts == [2, 1] * 3
     else:  # batch 0 steps D, batches 1 and 2 step G: two discriminators each, real and fake each
         assert counts == [2, 2] * 3
 

@@ -150,7 +150,8 @@ def test_a_fourth_model_needs_only_its_files_and_a_registry_entry(tiny_config: P
     assert dry.exit_code == 0, dry.output
     shown = yaml.safe_load(dry.output.split("\n", 1)[1])
     assert shown["model"]["generator"] == {"arch": "resnet", "ngf": 4, "n_blocks": 1, "norm": "instance",
-                                           "dropout": False, "padding": "reflect"}
+                                           "dropout": False, "padding": "reflect", "antialias": False,
+                                           "antialias_up": False}
     assert set(shown["losses"]) == {"adversarial", "reconstruction", "n_critic", "gp_weight", "clip_value",
                                     "lambda_identity"}
     result = runner.invoke(app, ["fit", str(tiny_config), *sets, "--max-steps", "2", "--name", "fourth"],

@@ -26,6 +26,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import make_grid, save_image
 
+from translate.checkpoint import DIRECTIONS
 from translate.data.transforms import to_model_range
 from translate.errors import CheckpointError, NonFiniteLoss
 
@@ -208,14 +209,14 @@ class Evaluate(pl.Callback):
             was_training = pl_module.training
             pl_module.eval()
             metrics = {}
-            for direction, attr in (("AtoB", "g_ab"), ("BtoA", "g_ba")):  # the moving averages with train.ema
-                net = pl_module.output_net(attr)
-                scores, _ = self.scorer.score(net, direction)
+            directions = [d for d, attr in DIRECTIONS.items() if hasattr(pl_module, attr)]  # CUT: AtoB only
+            for direction in directions:  # the moving averages with train.ema
+                scores, _ = self.scorer.score(pl_module.output_net(DIRECTIONS[direction]), direction)
                 metrics[f"eval/fid_{direction}"] = scores["fid"]
                 metrics[f"eval/kid_{direction}"] = scores["kid_mean"]
             pl_module.train(was_training)
             for name in ("fid", "kid"):
-                metrics[f"eval/{name}"] = (metrics[f"eval/{name}_AtoB"] + metrics[f"eval/{name}_BtoA"]) / 2
+                metrics[f"eval/{name}"] = sum(metrics[f"eval/{name}_{d}"] for d in directions) / len(directions)
         metrics = trainer.strategy.broadcast(metrics, src=0)
         value = metrics[f"eval/{self.monitor}"]
         if self.best is None or value < self.best:
@@ -225,8 +226,10 @@ class Evaluate(pl.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step - 1)  # the step Lightning logs a batch's losses at
         if trainer.is_global_zero:
-            log.info("batch %d: FID %.2f (A->B %.2f, B->A %.2f); best %s %.4g at batch %d", step, metrics["eval/fid"],
-                     metrics["eval/fid_AtoB"], metrics["eval/fid_BtoA"], self.monitor, self.best, self.best_batch)
+            each = ", ".join(f"{d[0]}->{d[-1]} {metrics[f'eval/fid_{d}']:.2f}" for d in DIRECTIONS
+                             if f"eval/fid_{d}" in metrics)
+            log.info("batch %d: FID %.2f (%s); best %s %.4g at batch %d", step, metrics["eval/fid"], each,
+                     self.monitor, self.best, self.best_batch)
         return metrics
 
     def state_dict(self) -> dict[str, float | int | None]:

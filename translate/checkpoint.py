@@ -235,6 +235,9 @@ def net_attr(block: dict[str, Any], direction: str) -> str:
     attr = check_direction(direction)
     if attr not in block["nets"]:
         hint = "; GeneGAN swaps objects: use translate swap / interpolate" if block["model"] == "genegan" else ""
+        others = [d for d, net in DIRECTIONS.items() if net in block["nets"]]
+        if others:  # CUT and FastCUT: one generator
+            hint = f"; {block['model']} is one-directional: it translates {' and '.join(others)} only"
         raise CheckpointError(f"a {block['model']} checkpoint has no {direction} generator "
                               f"(it has: {', '.join(block['nets'])}){hint}")
     return attr

@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from translate.checkpoint import (checkpoint_generator, is_translate_checkpoint, load_generator, one_set,
+from translate.checkpoint import DIRECTIONS as NETS
+from translate.checkpoint import (check_block, checkpoint_generator, is_translate_checkpoint, load_generator, one_set,
                                   read_torch_file, zoo_name)
 from translate.config import Config, DataConfig, EvalConfig, from_dict
 from translate.data.builtin import is_builtin
@@ -211,6 +212,9 @@ def _to_score(checkpoint: str | Path, directions: tuple[str, ...], weights: str 
     path = Path(checkpoint)
     loaded = None if path.suffix == EXPORT_SUFFIX else read_torch_file(path)  # read once for both directions
     if is_translate_checkpoint(loaded):
+        if both:  # a one-way model (CUT) is scored in the direction it has
+            nets = check_block(loaded, path=path)["nets"]
+            directions = tuple(d for d in directions if NETS[d] in nets) or directions
         found = {d: checkpoint_generator(loaded, d, path=path, weights=weights) for d in directions}  # fails early
         first = found[directions[0]]
         cfg = from_dict(first.config)

@@ -73,6 +73,7 @@ class Layout:
             shape = f"unet_{2 ** k['num_downs']}"
         extra = "" if k.get("norm", "instance") == "instance" else f", {k['norm']} norm"
         extra += ", dropout" if k.get("dropout") else ""
+        extra += ", antialiased" if k.get("antialias") or k.get("antialias_up") else ""
         return f"{shape}, ngf {k['ngf']}, {k['in_channels']} -> {k['out_channels']} channels{extra}"
 
 

@@ -81,8 +81,8 @@ class TranslationModel(pl.LightningModule):
         remember how to rebuild it (checkpoint.py saves that beside the weights)."""
         kwargs = {**settings.kwargs(), **derived}
         net = build_net(settings.kind, settings.arch, kwargs)
-        if self.cfg.model.init_type == "normal":
-            init_weights(net, self.cfg.model.init_gain)
+        if self.cfg.model.init_type != "default":
+            init_weights(net, self.cfg.model.init_gain, self.cfg.model.init_type)
         setattr(self, attr, net)
         self.net_specs[attr] = {"kind": settings.kind, "arch": settings.arch, "kwargs": kwargs}
         t = self.cfg.train
@@ -197,8 +197,9 @@ class TranslationModel(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         for attr, average in self.ema.items():  # the averages saved with the nets' current buffers
             copy_buffers(average, getattr(self, attr))
+            saved = average.module.state_dict()  # persistent buffers only (not CUT's fixed blur filters)
             checkpoint["state_dict"].update({f"{EMA_PREFIX}.{attr}.module.{k}": v.detach() for k, v in
-                                             average.module.named_buffers()})
+                                             average.module.named_buffers() if k in saved})
         state = self.extra_state()
         if self.cfg.train.augment != "none":
             state["augment_rng"] = self.augment_rng.get_state()

@@ -16,15 +16,25 @@ Deliberate deviations from the reference:
   without any way to shift its output; that is an accident of the check, not a design.
 - `init_weights` also reaches convolutions wrapped in a parametrization (spectral norm),
   which the reference never had to handle.
+
+The antialiased resampling layers (`BlurDownsample`, `BlurUpsample`) follow Zhang, "Making Convolutional
+Networks Shift-Invariant Again", ICML 2019, as CUT's generator and discriminator use them by default
+(taesungp/contrastive-unpaired-translation, models/networks.py: `Downsample`, `Upsample`): a fixed binomial
+blur, so they add no parameters. Their filters are non-persistent buffers (rebuilt by the constructor, not
+saved in state dicts).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
 NORMS: tuple[str, ...] = ("instance", "batch", "none")
+INITS: tuple[str, ...] = ("normal", "xavier")
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -78,14 +88,20 @@ def _refresh_spectral_norm(m: nn.Module) -> None:
 
 
 @torch.no_grad()
-def init_weights(net: nn.Module, gain: float = 0.02) -> None:
+def init_weights(net: nn.Module, gain: float = 0.02, kind: str = "normal") -> None:
     """The reference's init_type="normal": conv/linear weights N(0, gain), biases 0,
-    BatchNorm weights N(1, gain), biases 0. Other modules keep PyTorch's defaults."""
+    BatchNorm weights N(1, gain), biases 0. Other modules keep PyTorch's defaults.
+    kind="xavier" (CUT's default) draws conv/linear weights with ``xavier_normal_(w, gain)`` instead."""
+    if kind not in INITS:
+        raise ValueError(f"unknown init '{kind}'; choose from: {', '.join(INITS)}")
     for m in net.modules():
         if isinstance(m, _WEIGHTED):
             w = _weight_tensor(m)
             if w is not None:
-                nn.init.normal_(w, 0.0, gain)
+                if kind == "xavier":
+                    nn.init.xavier_normal_(w, gain)
+                else:
+                    nn.init.normal_(w, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
             if parametrize.is_parametrized(m, "weight"):
@@ -93,3 +109,36 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> None:
         elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+
+
+def _binomial(size: int) -> torch.Tensor:
+    """The normalised 2-D binomial filter of `size` taps ([1, 2, 1] x [1, 2, 1] / 16 for 3)."""
+    row = torch.tensor([math.comb(size - 1, k) for k in range(size)], dtype=torch.float32)
+    kernel = row[:, None] * row[None, :]
+    return kernel / kernel.sum()
+
+
+class BlurDownsample(nn.Module):
+    """Halve H and W antialiased: reflect-pad 1, blur with the 3x3 binomial filter, keep every second pixel
+    (the reference's ``Downsample(channels)``, filt_size 3): out side = in side // 2 for even sides."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("filt", _binomial(3).expand(channels, 1, 3, 3).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt.to(x.dtype), stride=2, groups=x.shape[1])
+
+
+class BlurUpsample(nn.Module):
+    """Double H and W antialiased: replicate-pad 1, transposed conv with the 4x4 binomial filter (x4, so a
+    constant stays constant), crop to 2H x 2W (the reference's ``Upsample(channels)``, filt_size 4)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("filt", (_binomial(4) * 4).expand(channels, 1, 4, 4).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.filt.to(x.dtype), stride=2, padding=2,
+                               groups=x.shape[1])  # [N,C,2H+2,2W+2]
+        return y[:, :, 1:-1, 1:-1]  # [N,C,2H,2W]

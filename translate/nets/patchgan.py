@@ -11,6 +11,9 @@ Deliberate deviations:
 - Optional spectral norm on every conv (Miyato et al., ICLR 2018), off by default; the
   norm layers stay as configured, so hinge-loss setups pass norm="none" themselves.
 - `forward_features` exposes the activations for feature-matching losses.
+- `antialias` (off by default) is CUT's variant (taesungp/contrastive-unpaired-translation, on unless
+  --no_antialias): each stride-2 conv becomes a stride-1 conv, [norm,] LeakyReLU and a blur-downsample.
+  Same parameters and the same map sizes.
 - norm="none" keeps conv biases (see common.py); the reference drops them.
 Outputs raw logits, as the reference does (its GANLoss applies the sigmoid / LSGAN target).
 """
@@ -21,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from translate.nets.common import norm_layer, uses_bias
+from translate.nets.common import BlurDownsample, norm_layer, uses_bias
 
 
 class PatchDiscriminator(nn.Module):
@@ -34,6 +37,7 @@ class PatchDiscriminator(nn.Module):
         n_layers: int = 3,
         norm: str = "instance",
         spectral_norm: bool = False,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if n_layers < 1:
@@ -48,11 +52,16 @@ class PatchDiscriminator(nn.Module):
 
         # First layer has no norm: normalising raw pixels' first features would discard
         # the colour statistics the discriminator needs.
-        layers: list[nn.Module] = [conv(in_channels, ndf, 2, True), nn.LeakyReLU(0.2, True)]  # [N,ndf,H/2,W/2]
+        down = 1 if antialias else 2
+        layers: list[nn.Module] = [conv(in_channels, ndf, down, True), nn.LeakyReLU(0.2, True)]  # [N,ndf,H/2,W/2]
+        if antialias:
+            layers.append(BlurDownsample(ndf))
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
-            layers += [conv(ndf * prev, ndf * mult, 2, bias), norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+            layers += [conv(ndf * prev, ndf * mult, down, bias), norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+            if antialias:
+                layers.append(BlurDownsample(ndf * mult))
         prev, mult = mult, min(2**n_layers, 8)
         layers += [conv(ndf * prev, ndf * mult, 1, bias), norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
         layers.append(conv(ndf * mult, 1, 1, True))  # [N,1,h,w] logits
@@ -68,7 +77,7 @@ class PatchDiscriminator(nn.Module):
         for layer in self.model:
             x = layer(x)
             if isinstance(layer, nn.LeakyReLU):
-                # Safe to keep despite inplace activations: the next layer is a conv,
-                # which never writes into its input.
+                # Safe to keep despite inplace activations: the next layer is a conv (or
+                # a blur), which never writes into its input.
                 feats.append(x)
         return x, feats

@@ -8,6 +8,11 @@ Reference: junyanz/pytorch-CycleGAN-and-pix2pix, models/networks.py
 parameter counts match: 11,378,179 for n_blocks=9 ("resnet_9blocks"), 7,837,699 for
 n_blocks=6 ("resnet_6blocks"), at ngf=64 with instance norm.
 
+`antialias` / `antialias_up` (off by default) give CUT's variant (taesungp/contrastive-unpaired-translation,
+models/networks.py, on unless --no_antialias / --no_antialias_up): each stride-2 conv becomes a stride-1
+conv, norm, ReLU and a blur-downsample; each transposed conv a blur-upsample followed by a 3x3 conv. Same
+weights shapes, so the same parameter counts; the module indices shift (layer lists index ``model``).
+
 Deliberate deviations:
 - Constructor takes primitives (norm by name, `dropout` bool, `padding` name).
 - norm="none" keeps conv biases (see common.py); the reference drops them.
@@ -18,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from translate.nets.common import norm_layer, uses_bias
+from translate.nets.common import BlurDownsample, BlurUpsample, norm_layer, uses_bias
 
 PADDINGS: tuple[str, ...] = ("reflect", "replicate", "zero")
 
@@ -72,6 +77,8 @@ class ResnetGenerator(nn.Module):
         norm: str = "instance",
         dropout: bool = False,
         padding: str = "reflect",
+        antialias: bool = False,
+        antialias_up: bool = False,
     ) -> None:
         super().__init__()
         if n_blocks < 0:
@@ -92,18 +99,25 @@ class ResnetGenerator(nn.Module):
         ]  # [N,ngf,H,W]
         for i in range(2):
             mult = 2**i
+            stride = 1 if antialias else 2  # antialiased: the blur below downsamples
             layers += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=bias),
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=stride, padding=1, bias=bias),
                 norm_layer(norm, ngf * mult * 2),
                 nn.ReLU(True),
-            ]  # [N,4ngf,H/4,W/4] after both
+            ]
+            if antialias:
+                layers.append(BlurDownsample(ngf * mult * 2))
+            # [N,4ngf,H/4,W/4] after both
         layers += [ResnetBlock(ngf * 4, norm=norm, dropout=dropout, padding=padding) for _ in range(n_blocks)]
         for i in range(2):
             mult = 2 ** (2 - i)
+            if antialias_up:
+                layers += [BlurUpsample(ngf * mult), nn.Conv2d(ngf * mult, ngf * mult // 2, kernel_size=3, padding=1,
+                                                               bias=bias)]
+            else:
+                layers.append(nn.ConvTranspose2d(
+                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias))
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
-                ),
                 norm_layer(norm, ngf * mult // 2),
                 nn.ReLU(True),
             ]  # [N,ngf,H,W] after both

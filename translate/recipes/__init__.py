@@ -13,11 +13,13 @@ from typing import Any
 
 from translate.errors import ConfigError
 from translate.recipes.base import LossSettings, ModelSettings, Recipe
+from translate.recipes.cut import CUTRecipe, FastCUTRecipe
 from translate.recipes.cyclegan import CycleGANRecipe
 from translate.recipes.discogan import DiscoGANRecipe
 from translate.recipes.genegan import GeneGANRecipe
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (CycleGANRecipe(), DiscoGANRecipe(), GeneGANRecipe())}
+RECIPES: dict[str, Recipe] = {r.name: r for r in (CycleGANRecipe(), DiscoGANRecipe(), GeneGANRecipe(), CUTRecipe(),
+                                                  FastCUTRecipe())}
 
 
 def recipe(name: str) -> Recipe:

@@ -85,6 +85,8 @@ class Resnet(Generator):
     norm: str = "instance"
     dropout: bool = False
     padding: str = "reflect"
+    antialias: bool = False  # blur-downsampling (CUT's default)
+    antialias_up: bool = False  # blur-upsampling + conv instead of transposed convs (CUT's default)
 
     def size_multiple(self) -> int:
         return 4  # two stride-2 downsamplings
@@ -163,12 +165,14 @@ class Discriminator(NetSettings):
     kind: ClassVar[str] = "discriminator"
 
 
-def patch_output_side(crop_size: int, n_layers: int) -> int:
+def patch_output_side(crop_size: int, n_layers: int, antialias: bool = False) -> int:
     """Side of the PatchGAN's logit map for a square input: n_layers 4x4 stride-2 convs (pad 1) halve the side
-    (rounding down), then two 4x4 stride-1 convs (pad 1) take one pixel each; < 1 means no output at all."""
+    (rounding down), then two 4x4 stride-1 convs (pad 1) take one pixel each; < 1 means no output at all.
+    Antialiased, each halving is a stride-1 conv (one pixel less) and a blur-downsample (rounding up): the same
+    sides, but the blur's reflection pad needs 2 pixels."""
     side = crop_size
     for _ in range(n_layers):
-        if side < 2:  # a 4x4 kernel no longer fits the padded input
+        if side < (3 if antialias else 2):  # a 4x4 kernel (or the blur's reflect pad) no longer fits
             return 0
         side //= 2
     return side - 2
@@ -183,14 +187,15 @@ class Patch(Discriminator):
     n_layers: int = 3
     norm: str = "instance"
     spectral_norm: bool = False
+    antialias: bool = False  # blur-downsampling (CUT's default)
 
     def check(self, key: str, crop_size: int) -> None:
         super().check(key, crop_size)
         if self.n_layers < 1:
             raise ConfigError(f"{key}.n_layers must be >= 1, got {self.n_layers}")
-        if patch_output_side(crop_size, self.n_layers) < 1:
-            deepest = max((n for n in range(1, crop_size.bit_length() + 1) if patch_output_side(crop_size, n) >= 1),
-                          default=0)
+        if patch_output_side(crop_size, self.n_layers, self.antialias) < 1:
+            deepest = max((n for n in range(1, crop_size.bit_length() + 1)
+                           if patch_output_side(crop_size, n, self.antialias) >= 1), default=0)
             fix = f"use at most {deepest}" if deepest else "use a larger data.crop_size"
             raise ConfigError(f"{key}.n_layers ({self.n_layers}) is too deep for data.crop_size ({crop_size}): "
                               f"the patch discriminator's output would be smaller than 1x1; {fix}")

@@ -17,7 +17,8 @@ from translate.errors import ConfigError
 from translate.recipes.archs import Discriminator, Generator, Patch, Resnet
 from translate.recipes.objectives import OBJECTIVES, RECONSTRUCTIONS
 
-INIT_TYPES = ("normal", "default")  # normal: N(0, init_gain) as CycleGAN; default: PyTorch's own
+# normal: N(0, init_gain) as CycleGAN; xavier: xavier_normal_ with gain init_gain, as CUT; default: PyTorch's own
+INIT_TYPES = ("normal", "xavier", "default")
 
 
 @dataclass(frozen=True)
