@@ -77,8 +77,10 @@ def main() -> None:
                           "--data-root", args.data_root)
             for weights in ("ema", "raw"):
                 out = args.out / name / "eval" / weights
-                translate("evaluate", str(ckpt), "--features", "classifier", "--weights", weights, "--out", str(out),
-                          "--data-root", args.data_root, "--device", "cpu")
+                done = out / "report.json"
+                if not (done.is_file() and done.stat().st_mtime > ckpt.stat().st_mtime):  # else scored already
+                    translate("evaluate", str(ckpt), "--features", "classifier", "--weights", weights, "--out", str(out),
+                              "--data-root", args.data_root, "--device", "cpu")
                 report = json.loads((out / "report.json").read_text())
                 for key, value in scores(report).items():
                     summary.setdefault(setting, {}).setdefault(weights, {}).setdefault(key, []).append(value)
