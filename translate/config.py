@@ -137,7 +137,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 EVAL_FEATURES = ("inception", "classifier", "pixels")  # translate.metrics.FEATURES (tests/test_evaluate.py)
 MONITORS = ("fid", "kid")
 AUGMENTS = ("none", "diffaugment")
-AUGMENT_OPS = ("color", "translation", "cutout")  # translate.models.diffaugment.OPS (tests/test_diffaugment.py)
+AUGMENT_OPS = ("color", "translation", "cutout")  # DiffAugment's operations (models/diffaugment.py)
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
 _SHARED = {"optim": OptimConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 

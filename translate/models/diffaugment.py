@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-OPS = ("color", "translation", "cutout")  # config.AUGMENT_OPS
+from translate.config import AUGMENT_OPS as OPS  # what train.augment_policy may name
+
 
 Transform = list[tuple[str, tuple[Tensor, ...]]]  # (operation, its per-sample parameters), in order
 
