@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from campaign import add, evaluate, fit, scores, table
 
 SMALL = ["--set", "data.max_images=40", "--set", "optim.n_epochs=30", "--set", "optim.n_epochs_decay=20"]
 SETTINGS = {
@@ -38,25 +37,6 @@ SETTINGS = {
     "small": ["stripes", "--set", "train.ema=true", *SMALL],
     "small-augment": ["stripes", "--set", "train.ema=true", *SMALL, "--set", "train.augment=diffaugment"],
 }
-METRICS = ("colour_error", "background_error", "position_error_px", "in_target", "fid")
-CLI = [sys.executable, "-c", "from translate.cli import app; app()"]
-
-
-def translate(*args: str) -> None:
-    print("$ translate " + " ".join(args), flush=True)
-    subprocess.run([*CLI, *args], check=True)
-
-
-def scores(report: dict) -> dict[str, float]:
-    """The metrics of one report, averaged over its two directions."""
-    out: dict[str, list[float]] = {m: [] for m in METRICS}
-    for m in report["directions"].values():
-        paired = m["paired"]["translated"]
-        for key in ("colour_error", "background_error", "position_error_px"):
-            out[key].append(paired[key])
-        out["in_target"].append(m["domain_classifier"]["translated"])
-        out["fid"].append(m["fid"])
-    return {k: sum(v) / len(v) for k, v in out.items()}
 
 
 def main() -> None:
@@ -67,33 +47,16 @@ def main() -> None:
     parser.add_argument("--data-root", default="datasets")
     parser.add_argument("--evaluate-only", action="store_true", help="score existing runs only")
     args = parser.parse_args()
-    summary: dict[str, dict[str, dict[str, list[float]]]] = {}
+    summary: dict[str, dict[str, list[float]]] = {}
     for setting in args.settings:
         for seed in args.seeds:
             name = f"{setting}-s{seed}"
-            ckpt = args.out / name / "last.ckpt"
-            if not args.evaluate_only and not ckpt.is_file():
-                translate("fit", *SETTINGS[setting], "--seed", str(seed), "--name", name, "--out-dir", str(args.out),
-                          "--data-root", args.data_root)
+            ckpt = fit(args.out, name, SETTINGS[setting], seed, args.data_root, train=not args.evaluate_only)
             for weights in ("ema", "raw"):
-                out = args.out / name / "eval" / weights
-                done = out / "report.json"
-                if not (done.is_file() and done.stat().st_mtime > ckpt.stat().st_mtime):  # else scored already
-                    translate("evaluate", str(ckpt), "--features", "classifier", "--weights", weights, "--out", str(out),
-                              "--data-root", args.data_root, "--device", "cpu")
-                report = json.loads((out / "report.json").read_text())
-                for key, value in scores(report).items():
-                    summary.setdefault(setting, {}).setdefault(weights, {}).setdefault(key, []).append(value)
+                report = evaluate(ckpt, args.out / name / "eval" / weights, args.data_root, "--weights", weights)
+                add(summary, f"{setting} {weights}", scores(report))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\n{'setting':<14} {'weights':<7} " + " ".join(f"{m:>20}" for m in METRICS))
-    for setting, by_weights in summary.items():
-        for weights, values in by_weights.items():
-            cells = []
-            for m in METRICS:
-                v = values[m]
-                spread = statistics.stdev(v) if len(v) > 1 else 0.0
-                cells.append(f"{statistics.mean(v):>10.3f} ± {spread:<7.3f}")
-            print(f"{setting:<14} {weights:<7} " + " ".join(cells) + f"  (n={len(values[METRICS[0]])})")
+    table(summary)
 
 
 if __name__ == "__main__":

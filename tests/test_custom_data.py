@@ -88,6 +88,39 @@ def test_init_fine_tunes_from_a_checkpoint_and_checks_the_architecture(tiny_conf
                                                         "discriminator": {"ndf": 4}}})), ckpt)
 
 
+def test_init_on_a_folder_takes_the_checkpoints_recipe_and_explicit_settings_win(tmp_path: Path, monkeypatch):
+    """`fit DIR --init RUN/last.ckpt` fine-tunes that run's model, losses, schedule and sizes on DIR: a U-Net
+    run with EMA needs none of its settings repeated. Not its data, budget or name; --set still wins."""
+    monkeypatch.chdir(tmp_path)
+    make_domain(tmp_path / "old" / "trainA", 3, seed=0)
+    make_domain(tmp_path / "old" / "trainB", 3, seed=1)
+    make_domain(tmp_path / "mine" / "trainA", 4, seed=2)
+    make_domain(tmp_path / "mine" / "trainB", 4, seed=3)
+    unet = ["--set", "model.generator.arch=unet", "--set", "model.generator.num_downs=5", "--set",
+            "model.generator.ngf=4", "--set", "model.discriminator.ndf=4", "--set", "model.discriminator.n_layers=2",
+            "--set", "data.num_workers=0", "--image-size", "32", "--out-dir", "runs", "--set", "losses.lambda_identity=2",
+            "--set", "train.ema=true", "--set", "optim.n_epochs=7", "--set", "data.max_images=2"]
+    base = runner.invoke(app, ["fit", "old", "--name", "base", "--max-steps", "2", *unet])
+    assert base.exit_code == 0, base.output
+    ckpt = tmp_path / "runs" / "base" / "last.ckpt"
+
+    tuned = runner.invoke(app, ["fit", "mine", "--init", str(ckpt), "--max-steps", "1", "--out-dir", "runs",
+                                "--set", "data.num_workers=0", "--set", "losses.lambda_cycle=3"])
+    assert tuned.exit_code == 0, tuned.output
+    cfg = yaml.safe_load((tmp_path / "runs" / "mine" / "config.yaml").read_text())
+    assert cfg["model"]["generator"]["arch"] == "unet" and cfg["model"]["generator"]["ngf"] == 4
+    assert (cfg["data"]["crop_size"], cfg["optim"]["n_epochs"], cfg["train"]["ema"]) == (32, 7, True)
+    assert cfg["losses"]["lambda_identity"] == 2 and cfg["losses"]["lambda_cycle"] == 3  # --set wins
+    assert cfg["data"]["dataset"] == "mine" and cfg["data"]["max_images"] == 0  # the new data, all of it
+    assert cfg["train"]["max_steps"] == 1 and cfg["train"]["init"] == str(ckpt)
+    after = torch.load(tmp_path / "runs" / "mine" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert any(k.startswith("ema.") for k in after["state_dict"])
+
+    # A preset or a config file names its own model: the checkpoint must fit it, as before.
+    other = runner.invoke(app, ["fit", "stripes", "--init", str(ckpt), "--dry-run"])
+    assert other.exit_code == 0 and "arch: unet" in other.output and "ngf: 32" in other.output
+
+
 def test_datasets_inspect_and_list_report_what_is_on_disk(tmp_path: Path):
     import numpy as np
     from PIL import Image

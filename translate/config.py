@@ -30,7 +30,7 @@ from translate.errors import ConfigError
 from translate.recipes import RECIPES, LossSettings, ModelSettings, recipe
 
 __all__ = ["COMMAND_ONLY", "Config", "ConfigError", "DataConfig", "EvalConfig", "OptimConfig", "TrainConfig",
-           "build_config", "concrete", "from_dict", "from_saved", "merge", "parse_overrides", "preset_names",
+           "build_config", "concrete", "from_dict", "from_saved", "inherited_by_init", "merge", "parse_overrides", "preset_names",
            "read_preset", "read_yaml", "recipe_of", "resolve", "validate"]
 
 
@@ -399,6 +399,28 @@ def validate(cfg: Config) -> None:
 # when the saved value names code (package.module:factory) to import and call.
 COMMAND_ONLY: dict[str, tuple[str, ...]] = {"data": ("dataset", "dir_a", "dir_b", "root"),
                                             "train": ("out_dir", "init")}
+
+
+# What `fit DATA --init RUN/last.ckpt` takes from the run it fine-tunes (the target names only data): its
+# model, losses and schedule, its image sizes and its training switches. Not its data, budget, hardware,
+# name or evaluation: those belong to the new data and machine.
+INHERITED_BY_INIT: dict[str, tuple[str, ...] | None] = {
+    "model": None, "losses": None, "optim": None,
+    "data": ("load_size", "crop_size", "flip", "batch_size", "n_samples"),
+    "train": ("precision", "ema", "ema_decay", "ema_rampup", "augment", "augment_policy", "sample_every_n_steps",
+              "log_every_n_steps", "checkpoint_every_n_epochs"),
+}
+
+
+def inherited_by_init(saved: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """`base` (what the target names: its data) over the :data:`INHERITED_BY_INIT` part of a checkpoint's saved
+    config dict, for fine-tuning a run on new data with that run's own recipe."""
+    out: dict[str, Any] = {}
+    for section, keys in INHERITED_BY_INIT.items():
+        values = (saved or {}).get(section)
+        if isinstance(values, dict):
+            out[section] = dict(values) if keys is None else {k: v for k, v in values.items() if k in keys}
+    return merge(out, base)
 
 
 def names_code(features: str) -> bool:

@@ -29,8 +29,8 @@ from translate.callbacks import (BatchBudget, EpochCheckpoint, Evaluate, Gracefu
                                  Reseed, SampleGrids, batches_seen)
 from translate.checkpoint import check_block, load_checkpoint
 from translate.errors import CheckpointError, DataError
-from translate.config import (Config, ConfigError, DataConfig, from_saved, preset_names, read_preset, read_yaml,
-                              resolve, saved_without_code_or_paths)
+from translate.config import (Config, ConfigError, DataConfig, from_saved, inherited_by_init, preset_names,
+                              read_preset, read_yaml, resolve, saved_without_code_or_paths)
 from translate.data.datamodule import UnpairedDataModule
 from translate.data.names import dataset_kind, resolve_dataset
 from translate.models import build_model
@@ -188,6 +188,12 @@ def prepare(target: str, config_file: str | None = None, overrides: list[str] | 
     if config_file:
         base = read_yaml(config_file)
     cfg = resolve(base, overrides, flags)
+    if cfg.train.init and not resume and set(base) <= {"data"}:  # the target names only data: fine-tune the
+        saved = init_settings(cfg.train.init)                    # checkpoint's own recipe on it
+        if saved is not None:
+            cfg = resolve(inherited_by_init(saved, base), overrides, flags)
+            log.info("--init %s: its model, losses, schedule and image size carry over (--set changes them)",
+                     cfg.train.init)
     name = cfg.train.run_name or name
     out_dir = Path(cfg.train.out_dir)
     if not resume:
@@ -206,6 +212,21 @@ def prepare(target: str, config_file: str | None = None, overrides: list[str] | 
         raise ConfigError("model.* settings cannot change when resuming; start a new run instead")
     check_block(checkpoint, expect_model=resumed.model.name, path=ckpt)
     return resumed, run_dir, ckpt
+
+
+def init_settings(init: str) -> dict[str, Any] | None:
+    """The saved config of a translate checkpoint named by --init, in today's layout; None for a pretrained name
+    or a classic generator file (they carry no settings). A missing or unreadable file is load_init's error."""
+    from translate.checkpoint import is_translate_checkpoint, read_torch_file, zoo_name
+
+    if zoo_name(init) is not None or not Path(init).is_file():
+        return None
+    checkpoint = read_torch_file(init)
+    if not is_translate_checkpoint(checkpoint):
+        return None
+    block = check_block(checkpoint, path=init)
+    saved = from_saved(block["config"], block["format_version"])
+    return saved if isinstance(saved, dict) else None
 
 
 def _devices(value: str) -> Any:
