@@ -5,9 +5,9 @@ circles <-> squares, the same U-Net, 2,000 batches as `stripes`) is fine-tuned o
 the built-in `stripes` training images, with 8 of its test images per domain for the sample grids). Each
 setting is trained once per seed for 1,000 batches (25 epochs of 40) and scored on the built-in `stripes`
 test pairs with ``translate evaluate RUN/last.ckpt stripes --features classifier``:
-  finetune               translate fit FOLDER --init SOURCE
+  finetune               translate fit FOLDER --init SOURCE --set train.augment=none
   finetune-augment       the same with --set train.augment=diffaugment (color,translation,cutout)
-  finetune-translation   the same with DiffAugment's translation only
+  finetune-translation   the same with DiffAugment's translation only (what train.augment=auto now picks)
   scratch                translate fit FOLDER -c configs/stripes.yaml (no --init), the same budget
 
     python benchmarks/finetune_small.py --seeds 0 1 2 --out runs-finetune
@@ -32,7 +32,7 @@ SOURCE = ["shapes", "--set", "optim.n_epochs=3", "--set", "optim.n_epochs_decay=
 BUDGET = ["--set", "optim.n_epochs=15", "--set", "optim.n_epochs_decay=10"]  # 25 epochs of 40 images
 AUGMENT = ["--set", "train.augment=diffaugment"]
 SETTINGS = {
-    "finetune": [],
+    "finetune": ["--set", "train.augment=none"],  # explicit: auto would pick translation here
     "finetune-augment": AUGMENT,
     "finetune-translation": [*AUGMENT, "--set", "train.augment_policy=translation"],
     "scratch": None,  # no --init: the stripes preset's recipe from random weights

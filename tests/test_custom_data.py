@@ -115,6 +115,14 @@ def test_init_on_a_folder_takes_the_checkpoints_recipe_and_explicit_settings_win
     assert cfg["train"]["max_steps"] == 1 and cfg["train"]["init"] == str(ckpt)
     after = torch.load(tmp_path / "runs" / "mine" / "last.ckpt", map_location="cpu", weights_only=True)
     assert any(k.startswith("ema.") for k in after["state_dict"])
+    # train.augment=auto: fine-tuning on 4 images per domain turns DiffAugment's translation on; the base run
+    # (no --init) ran without; an explicit choice wins.
+    assert (cfg["train"]["augment"], cfg["train"]["augment_policy"]) == ("diffaugment", "translation")
+    assert yaml.safe_load((tmp_path / "runs" / "base" / "config.yaml").read_text())["train"]["augment"] == "none"
+    off = runner.invoke(app, ["fit", "mine", "--init", str(ckpt), "--max-steps", "1", "--out-dir", "runs", "--name",
+                              "off", "--set", "data.num_workers=0", "--set", "train.augment=none"])
+    assert off.exit_code == 0, off.output
+    assert yaml.safe_load((tmp_path / "runs" / "off" / "config.yaml").read_text())["train"]["augment"] == "none"
 
     # A preset or a config file names its own model: the checkpoint must fit it, as before.
     other = runner.invoke(app, ["fit", "stripes", "--init", str(ckpt), "--dry-run"])
@@ -147,3 +155,22 @@ def test_datasets_inspect_and_list_report_what_is_on_disk(tmp_path: Path):
     assert plain.exit_code == 0 and plain.output.startswith("trainB: 4 images") and "broken.jpg" in plain.output
     missing = runner.invoke(app, ["datasets", "inspect", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "folder not found" in missing.output
+
+
+def test_augment_auto_decides_by_the_folder_size(tmp_path: Path, monkeypatch):
+    from translate import train
+
+    make_domain(tmp_path / "d" / "trainA", 3, seed=0)
+    make_domain(tmp_path / "d" / "trainB", 5, seed=1)
+    def decided(**train_keys):
+        cfg = resolve({"data": {"dataset": str(tmp_path / "d")}, "train": train_keys})
+        t = train.concrete_augment(cfg).train
+        return t.augment, t.augment_policy
+    assert decided() == ("none", "color,translation,cutout")  # training from scratch: the recipe
+    assert decided(init="x.ckpt") == ("diffaugment", "translation")
+    monkeypatch.setattr(train, "AUGMENT_AUTO", 2)  # the smaller domain (3) is above it
+    assert decided(init="x.ckpt") == ("none", "color,translation,cutout")
+    assert decided(init="x.ckpt", augment="diffaugment")[0] == "diffaugment"
+    genegan = resolve({"model": {"name": "genegan"}, "data": {"dataset": str(tmp_path / "d")}, "train": {"init": "x"}})
+    monkeypatch.setattr(train, "AUGMENT_AUTO", 100)
+    assert train.concrete_augment(genegan).train.augment == "none"

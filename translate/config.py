@@ -87,8 +87,10 @@ class TrainConfig:
     ema_decay: float = 0.999  # the EMA's decay per generator step (StarGAN v2's beta)
     ema_rampup: float = 0.05  # warm-up: the EMA's half-life is at most this share of the steps so far
     #                           (StyleGAN2-ADA's ema_rampup); 0: the plain decay from the first step
-    augment: str = "none"  # none | diffaugment: the same differentiable transform on the real and fake images
-    #                        before every discriminator call (models/diffaugment.py)
+    augment: str = "auto"  # none | diffaugment: the same differentiable transform on the real and fake images
+    #                        before every discriminator call (models/diffaugment.py); auto: diffaugment with
+    #                        translation only when fine-tuning (init) on a small folder (train.AUGMENT_AUTO),
+    #                        else none (measured: benchmarks/finetune_small.py)
     augment_policy: str = "color,translation,cutout"  # DiffAugment's operations, comma-separated
 
 
@@ -136,7 +138,7 @@ STRATEGIES = ("auto", "ddp")
 OPTIMIZERS = ("adam", "rmsprop")
 EVAL_FEATURES = ("inception", "classifier", "pixels")  # translate.metrics.FEATURES (tests/test_evaluate.py)
 MONITORS = ("fid", "kid")
-AUGMENTS = ("none", "diffaugment")
+AUGMENTS = ("auto", "none", "diffaugment")
 AUGMENT_OPS = ("color", "translation", "cutout")  # DiffAugment's operations (models/diffaugment.py)
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
 _SHARED = {"optim": OptimConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -402,13 +404,13 @@ COMMAND_ONLY: dict[str, tuple[str, ...]] = {"data": ("dataset", "dir_a", "dir_b"
 
 
 # What `fit DATA --init RUN/last.ckpt` takes from the run it fine-tunes (the target names only data): its
-# model, losses and schedule, its image sizes and its training switches. Not its data, budget, hardware,
-# name or evaluation: those belong to the new data and machine.
+# model, losses and schedule, its image sizes and its training switches but augmentation. Not its data,
+# budget, hardware, name or evaluation: those belong to the new data and machine.
 INHERITED_BY_INIT: dict[str, tuple[str, ...] | None] = {
     "model": None, "losses": None, "optim": None,
     "data": ("load_size", "crop_size", "flip", "batch_size", "n_samples"),
-    "train": ("precision", "ema", "ema_decay", "ema_rampup", "augment", "augment_policy", "sample_every_n_steps",
-              "log_every_n_steps", "checkpoint_every_n_epochs"),
+    "train": ("precision", "ema", "ema_decay", "ema_rampup", "sample_every_n_steps", "log_every_n_steps",
+              "checkpoint_every_n_epochs"),  # not train.augment: its auto choice depends on the new data
 }
 
 

@@ -10,6 +10,7 @@ state, image pools and data order. What names paths or code (the data folders, `
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -214,6 +215,33 @@ def prepare(target: str, config_file: str | None = None, overrides: list[str] | 
     return resumed, run_dir, ckpt
 
 
+AUGMENT_AUTO = 100  # train.augment=auto: DiffAugment (translation) when fine-tuning on at most this many
+#                     images in a domain. Measured at 40 (benchmarks/finetune_small.py); 100 is our choice.
+
+
+def concrete_augment(cfg: Config) -> Config:
+    """`cfg` with train.augment=auto decided: diffaugment with the translation policy when fine-tuning
+    (train.init) on at most :data:`AUGMENT_AUTO` training images in the smaller domain, else none."""
+    t = cfg.train
+    if t.augment != "auto":
+        return cfg
+    small = False
+    if t.init and cfg.model.name != "genegan":  # GeneGAN refuses augmentation (not measured)
+        from translate.data.io import list_images
+
+        root = None if cfg.data.dir_a else resolve_dataset(cfg.data.dataset, cfg.data.root)
+        folders = (Path(cfg.data.dir_a), Path(cfg.data.dir_b)) if cfg.data.dir_a else (root / "trainA", root / "trainB")
+        counts = [len(list_images(f)) for f in folders]
+        if cfg.data.max_images > 0:
+            counts = [min(n, cfg.data.max_images) for n in counts]
+        small = min(counts) <= AUGMENT_AUTO
+        if small:
+            log.info("fine-tuning on a small folder (%d images in its smaller domain): DiffAugment (translation) on, "
+                     "as measured to help (--set train.augment=none turns it off)", min(counts))
+    augment = {"augment": "diffaugment", "augment_policy": "translation"} if small else {"augment": "none"}
+    return dataclasses.replace(cfg, train=dataclasses.replace(t, **augment))
+
+
 def init_settings(init: str) -> dict[str, Any] | None:
     """The saved config of a translate checkpoint named by --init, in today's layout; None for a pretrained name
     or a classic generator file (they carry no settings). A missing or unreadable file is load_init's error."""
@@ -395,6 +423,7 @@ def run_fit(target: str, config_file: str | None = None, overrides: list[str] | 
                 raise DataError(folder, "folder not found")
     else:
         resolve_dataset(cfg.data.dataset, cfg.data.root)
+    cfg = concrete_augment(cfg)
     run_dir, lock = claim_run_dir(cfg, run_dir, resume=ckpt is not None)
     return cfg, run_dir, fit(cfg, run_dir, resume_from=ckpt, lock=lock)
 

@@ -147,7 +147,7 @@ class TranslationModel(pl.LightningModule):
         """`images` as one discriminator call sees them: with ``train.augment``, one DiffAugment transform
         drawn for this call and put on each (sample i of the real and of the fake batch changed alike)."""
         t = self.cfg.train
-        if t.augment == "none":
+        if t.augment != "diffaugment":  # none, or an undecided auto (train.concrete_augment)
             return images
         if len({x.shape for x in images}) > 1:
             raise ValueError(f"one augmentation for batches of different shapes {[tuple(x.shape) for x in images]}")
@@ -201,7 +201,7 @@ class TranslationModel(pl.LightningModule):
             checkpoint["state_dict"].update({f"{EMA_PREFIX}.{attr}.module.{k}": v.detach() for k, v in
                                              average.module.named_buffers() if k in saved})
         state = self.extra_state()
-        if self.cfg.train.augment != "none":
+        if self.cfg.train.augment == "diffaugment":
             state["augment_rng"] = self.augment_rng.get_state()
         checkpoint["translate"] = write_block(self.name, self.cfg.to_dict(), self.net_specs, state)
 
@@ -210,7 +210,7 @@ class TranslationModel(pl.LightningModule):
 
         block = check_block(checkpoint, expect_model=self.name)
         self.load_extra_state(block["state"])
-        if self.cfg.train.augment != "none" and isinstance(block["state"].get("augment_rng"), torch.Tensor):
+        if self.cfg.train.augment == "diffaugment" and isinstance(block["state"].get("augment_rng"), torch.Tensor):
             self.augment_rng.set_state(block["state"]["augment_rng"])
         # before Lightning loads the weights: moving averages for exactly this run's (train.ema on or off)
         checkpoint["state_dict"] = matching_state(checkpoint["state_dict"], tuple(self.ema))

@@ -60,6 +60,6 @@ class GeneGANRecipe(Recipe):
         if cfg.eval.every:
             raise ConfigError("eval.every scores A->B and B->A generators; GeneGAN has none (evaluate its swaps "
                               "with translate swap and benchmarks/genegan_faces.py)")
-        if cfg.train.augment != "none":  # not measured to help; its critics judge crossbred children
+        if cfg.train.augment == "diffaugment":  # not measured to help; its critics judge crossbred children
             raise ConfigError("train.augment: GeneGAN trains without augmentation (DiffAugment is not measured "
                               "for it); leave train.augment=none")
