@@ -8,6 +8,7 @@ recomputed, so a stopped campaign resumes where it stopped and ``--evaluate-only
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -17,6 +18,17 @@ from pathlib import Path
 
 METRICS = ("colour_error", "background_error", "position_error_px", "in_target", "fid")
 CLI = [sys.executable, "-c", "from translate.cli import app; app()"]
+
+
+def arguments(doc: str, settings: dict, out: str) -> argparse.ArgumentParser:
+    """The options every campaign takes: --settings (of SETTINGS), --seeds, --out, --data-root, --evaluate-only."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=list(settings), choices=list(settings))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument("--data-root", default="datasets")
+    parser.add_argument("--evaluate-only", action="store_true", help="score existing runs only")
+    return parser
 
 
 def translate(*args: str) -> float:

@@ -20,11 +20,9 @@ seeds), and writes ``summary.json`` into the output folder. Set OMP_NUM_THREADS=
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
-from campaign import add, evaluate, fit, fit_seconds, scores, table
+from campaign import add, arguments, evaluate, fit, fit_seconds, scores, table
 
 SETTINGS = {
     "cyclegan": ["stripes"],
@@ -34,14 +32,9 @@ SETTINGS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("runs-issue20"))
-    parser.add_argument("--data-root", default="datasets")
+    parser = arguments(__doc__, SETTINGS, "runs-issue20")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra setting for every run (give --out a new folder)")
-    parser.add_argument("--evaluate-only", action="store_true", help="score existing runs only")
     args = parser.parse_args()
     extra = [a for kv in args.extra for a in ("--set", kv)]
     summary: dict[str, dict[str, list[float]]] = {}

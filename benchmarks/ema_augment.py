@@ -24,11 +24,9 @@ Prints one table per setting and weight set (mean ± sample standard deviation o
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
-from campaign import add, evaluate, fit, scores, table
+from campaign import add, arguments, evaluate, fit, scores, table
 
 SMALL = ["--set", "data.max_images=40", "--set", "optim.n_epochs=30", "--set", "optim.n_epochs_decay=20"]
 SETTINGS = {
@@ -40,12 +38,7 @@ SETTINGS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("runs-issue19"))
-    parser.add_argument("--data-root", default="datasets")
-    parser.add_argument("--evaluate-only", action="store_true", help="score existing runs only")
+    parser = arguments(__doc__, SETTINGS, "runs-issue19")
     args = parser.parse_args()
     summary: dict[str, dict[str, list[float]]] = {}
     for setting in args.settings:

@@ -19,13 +19,12 @@ averaged) and writes ``summary.json`` into the output folder. Set OMP_NUM_THREAD
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
 from pathlib import Path
 
-from campaign import add, evaluate, fit, fit_seconds, scores, table
+from campaign import add, arguments, evaluate, fit, fit_seconds, scores, table
 
 IMAGES, TEST_IMAGES = 40, 8
 SOURCE = ["shapes", "--set", "optim.n_epochs=3", "--set", "optim.n_epochs_decay=2"]  # 2,000 batches
@@ -57,12 +56,7 @@ def make_folder(data_root: Path, folder: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--out", type=Path, default=Path("runs-finetune"))
-    parser.add_argument("--data-root", default="datasets")
-    parser.add_argument("--evaluate-only", action="store_true", help="score existing runs only")
+    parser = arguments(__doc__, SETTINGS, "runs-finetune")
     args = parser.parse_args()
     train = not args.evaluate_only
     folder = args.out / "folder"

@@ -162,9 +162,11 @@ def test_augment_auto_decides_by_the_folder_size(tmp_path: Path, monkeypatch):
 
     make_domain(tmp_path / "d" / "trainA", 3, seed=0)
     make_domain(tmp_path / "d" / "trainB", 5, seed=1)
+    folders = (tmp_path / "d" / "trainA", tmp_path / "d" / "trainB")
+
     def decided(**train_keys):
         cfg = resolve({"data": {"dataset": str(tmp_path / "d")}, "train": train_keys})
-        t = train.concrete_augment(cfg).train
+        t = train.concrete_augment(cfg, folders).train
         return t.augment, t.augment_policy
     assert decided() == ("none", "color,translation,cutout")  # training from scratch: the recipe
     assert decided(init="x.ckpt") == ("diffaugment", "translation")
@@ -173,4 +175,4 @@ def test_augment_auto_decides_by_the_folder_size(tmp_path: Path, monkeypatch):
     assert decided(init="x.ckpt", augment="diffaugment")[0] == "diffaugment"
     genegan = resolve({"model": {"name": "genegan"}, "data": {"dataset": str(tmp_path / "d")}, "train": {"init": "x"}})
     monkeypatch.setattr(train, "AUGMENT_AUTO", 100)
-    assert train.concrete_augment(genegan).train.augment == "none"
+    assert train.concrete_augment(genegan, folders).train.augment == "none"

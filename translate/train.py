@@ -219,9 +219,10 @@ AUGMENT_AUTO = 100  # train.augment=auto: DiffAugment (translation) when fine-tu
 #                     images in a domain. Measured at 40 (benchmarks/finetune_small.py); 100 is our choice.
 
 
-def concrete_augment(cfg: Config) -> Config:
+def concrete_augment(cfg: Config, folders: tuple[Path, Path]) -> Config:
     """`cfg` with train.augment=auto decided: diffaugment with the translation policy when fine-tuning
-    (train.init) on at most :data:`AUGMENT_AUTO` training images in the smaller domain, else none."""
+    (train.init) on at most :data:`AUGMENT_AUTO` training images in the smaller of `folders` (the domains'
+    training folders), else none."""
     t = cfg.train
     if t.augment != "auto":
         return cfg
@@ -229,14 +230,12 @@ def concrete_augment(cfg: Config) -> Config:
     if t.init and cfg.model.name != "genegan":  # GeneGAN refuses augmentation (not measured)
         from translate.data.io import list_images
 
-        root = None if cfg.data.dir_a else resolve_dataset(cfg.data.dataset, cfg.data.root)
-        folders = (Path(cfg.data.dir_a), Path(cfg.data.dir_b)) if cfg.data.dir_a else (root / "trainA", root / "trainB")
         counts = [len(list_images(f)) for f in folders]
         if cfg.data.max_images > 0:
             counts = [min(n, cfg.data.max_images) for n in counts]
         small = min(counts) <= AUGMENT_AUTO
         if small:
-            log.info("fine-tuning on a small folder (%d images in its smaller domain): DiffAugment (translation) on, "
+            log.info("fine-tuning on a small folder (%d image files in its smaller domain): DiffAugment (translation) on, "
                      "as measured to help (--set train.augment=none turns it off)", min(counts))
     augment = {"augment": "diffaugment", "augment_policy": "translation"} if small else {"augment": "none"}
     return dataclasses.replace(cfg, train=dataclasses.replace(t, **augment))
@@ -418,12 +417,14 @@ def run_fit(target: str, config_file: str | None = None, overrides: list[str] | 
         return cfg, run_dir, None
     # Fail on a missing folder before building anything (the data module scans the images once, later).
     if cfg.data.dir_a:
-        for folder in (Path(cfg.data.dir_a), Path(cfg.data.dir_b)):
+        folders = (Path(cfg.data.dir_a), Path(cfg.data.dir_b))
+        for folder in folders:
             if not folder.is_dir():
                 raise DataError(folder, "folder not found")
     else:
-        resolve_dataset(cfg.data.dataset, cfg.data.root)
-    cfg = concrete_augment(cfg)
+        root = resolve_dataset(cfg.data.dataset, cfg.data.root)
+        folders = (root / "trainA", root / "trainB")
+    cfg = concrete_augment(cfg, folders)
     run_dir, lock = claim_run_dir(cfg, run_dir, resume=ckpt is not None)
     return cfg, run_dir, fit(cfg, run_dir, resume_from=ckpt, lock=lock)
 
