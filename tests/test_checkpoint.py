@@ -267,7 +267,7 @@ OLD = Path(__file__).parent / "fixtures" / "resume_v1"
 def test_a_checkpoint_from_before_the_new_layout_resumes_bit_exact(unpaired: Path, tmp_path: Path):
     """epoch1.ckpt was written by the code before the one-way architecture (its config holds sentinels such
     as pool_size -1 and n_critic 0, and keys of all three models); today's code resumes it for one more
-    epoch and must land on the very weights, pools and optimizer state the old code reached
+    epoch and must land on the weights, pools and optimizer state the old code reached (bit-exact on its machine)
     (tests/fixtures/make_resume_v1.py)."""
     import shutil
 
@@ -294,13 +294,37 @@ def test_a_checkpoint_from_before_the_new_layout_resumes_bit_exact(unpaired: Pat
     then = torch.load(OLD / "epoch2.pt", map_location="cpu", weights_only=True)
     assert now["global_step"] == then["global_step"] == 16
     assert now["state_dict"].keys() == then["state_dict"].keys()
+    # Bit-exact on the machine that wrote the fixture; another CPU (AVX2 or AVX-512, Intel or AMD) rounds its
+    # sums differently, so every weight must match to float noise (1e-6 against updates of about 1e-3 per
+    # epoch), except the biases of convolutions that feed an instance norm: the norm subtracts them again,
+    # their exact gradient is zero, and Adam turns the rounding noise left in it into full-size steps, so
+    # their values are noise on any machine (the classic code has the same).
+    from translate.checkpoint import build_from_spec
+
+    cancelled = set()
+    for attr, spec in now["translate"]["nets"].items():
+        modules = list(build_from_spec(attr, spec).named_modules())
+        for (name, module), (_, after) in zip(modules, modules[1:]):
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and module.bias is not None \
+                    and isinstance(after, torch.nn.InstanceNorm2d):
+                cancelled.add(f"{attr}.{name}.bias")
+    assert "g_ab.model.1.bias" in cancelled and "g_ab.model.1.weight" not in cancelled
+    start = torch.load(OLD / "epoch1.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    compared = 0
     for key, value in then["state_dict"].items():
-        assert torch.equal(now["state_dict"][key], value), key
+        if key not in cancelled and value.is_floating_point():
+            assert (now["state_dict"][key] - value).abs().max() <= 1e-6, key
+            compared += int(not torch.equal(value, start[key]))  # weights this epoch moved
+    assert compared > 20
     for pool in ("pool_a", "pool_b"):
-        assert torch.equal(now["translate"]["state"][pool]["images"], then["pools"][pool]["images"])
+        assert torch.allclose(now["translate"]["state"][pool]["images"], then["pools"][pool]["images"],
+                              rtol=0, atol=1e-5)
     for ours, theirs in zip(now["optimizer_states"], then["optimizer_states"]):
         for index, state in theirs["state"].items():
-            assert torch.equal(ours["state"][index]["exp_avg"], state["exp_avg"])
+            assert ours["state"][index]["exp_avg"].shape == state["exp_avg"].shape
+            assert int(ours["state"][index]["step"]) == int(state["step"])
+            for moment in ("exp_avg", "exp_avg_sq"):
+                assert torch.allclose(ours["state"][index][moment], state[moment], rtol=1e-4, atol=1e-5), moment
 
 
 # ----------------------------------------------------------------- the block and load_generator on real files
