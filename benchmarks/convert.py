@@ -6,7 +6,8 @@ Normalize, one fp32 forward under no_grad, tensor2im, PIL save. `translate conve
 (size-planned batches, decoding in DataLoader workers, background writer; on CUDA also pinned memory,
 channels_last and bf16 autocast) once per variant: torch fp32, torch bf16 autocast (on a CPU without native
 bf16 it is emulated: measured, not assumed), onnxruntime (when the extra is installed) and `--precision auto`,
-which picks one of them. The generator is the recipe's ResNet-9 (ngf 64) with seeded random weights (speed
+which picks one of them, and `compile` (auto with `--compile`: torch.compile of the generator, its
+compilation paid in the warm-up run). The generator is the recipe's ResNet-9 (ngf 64) with seeded random weights (speed
 does not depend on what the weights learned), saved as a classic `latest_net_G.pth`: both sides start from
 that file, so loading the weights is timed on both. Each variant's outputs are compared with the classic
 loop's. `convert --backend onnxruntime` exports the generator once and keeps the checked export in the model
@@ -15,6 +16,7 @@ cache; the warm-up run pays that export, the timed runs load it (and check it ag
     python benchmarks/convert.py                       # CPU here: 24 JPEGs of 256x256
     python benchmarks/convert.py --size 512 --count 8
     python benchmarks/convert.py --count 200 --device cuda
+    python benchmarks/convert.py --count 200 --size 512 --device cuda --variants auto,compile --json out/convert.json
     python benchmarks/convert.py --ngf 16 --n-blocks 6 --count 64   # a light generator: I/O matters more
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/convert.py --variants 32,bf16,onnxruntime
         # as on a CPU without AVX-512 / AMX (bf16 emulated); onnxruntime keeps its own dispatch
@@ -23,6 +25,7 @@ cache; the warm-up run pays that export, the timed runs load it (and check it ag
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -103,7 +106,8 @@ def main() -> None:
                         "decoding and writing weigh more)")
     parser.add_argument("--n-blocks", type=int, default=9, help="residual blocks (9: the recipe)")
     parser.add_argument("--variants", default="32,bf16,onnxruntime,auto",
-                        help="comma-separated: 32, bf16, 16, onnxruntime, auto")
+                        help="comma-separated: 32, bf16, 16, onnxruntime, auto, compile (auto with --compile)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -122,6 +126,8 @@ def main() -> None:
     def options(variant: str) -> dict:
         if variant == "onnxruntime":
             return {"backend": "onnxruntime", "device": "cpu"}
+        if variant == "compile":
+            return {"precision": "auto", "device": args.device, "compile": True}
         return {"precision": variant, "device": args.device}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,13 +161,21 @@ def main() -> None:
     t_classic = statistics.median(times["classic"])
     print(f"  classic one-image loop (fp32): {args.count / t_classic:7.2f} images/s ({t_classic:.2f} s)")
     labels = {"32": "translate, torch fp32", "bf16": "translate, torch bf16", "16": "translate, torch fp16",
-              "onnxruntime": "translate, onnxruntime fp32", "auto": "translate, --precision auto"}
+              "onnxruntime": "translate, onnxruntime fp32", "auto": "translate, --precision auto",
+              "compile": "translate, auto + --compile"}
+    figures = {"device": name, "count": args.count, "size": args.size, "repeats": args.repeats,
+               "classic": {"images_per_s": args.count / t_classic, "seconds": times["classic"]}}
     for variant in variants:
         t = statistics.median(times[variant])
+        figures[variant] = {"images_per_s": args.count / t, "seconds": times[variant], "ratio": t_classic / t,
+                            "mean_abs_difference": float(diffs[variant]), "precision": chosen[variant]}
         print(f"  {labels[variant] + ':':31s}{args.count / t:7.2f} images/s ({t:.2f} s), {t_classic / t:5.2f}x "
               f"the classic loop; mean |difference| {diffs[variant]:.2f} levels"
-              + (f"  [auto chose: {chosen[variant]}]" if variant == "auto" else ""))
+              + (f"  [auto chose: {chosen[variant]}]" if variant in ("auto", "compile") else ""))
     print("(the classic tensor2im truncates where translate rounds; JPEG re-encoding adds the rest of the difference)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":
