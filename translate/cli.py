@@ -189,17 +189,24 @@ def convert(
              "install translate\\[onnx] (default: torch).")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (pays off on big jobs).")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Decoding processes (default: up to 4 on CUDA, 1 on CPU).")] = None,
+    devices: Annotated[Optional[int], typer.Option(
+        help="Processes on this machine, each converting a share of the files: one per GPU (cuda:0 .. cuda:N-1) or, "
+             "on a CPU, each with cores/N threads (default: 1). Under torchrun or srun each process is a share "
+             "already: leave it out.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     weights: WeightsOption = None,
 ) -> None:
     """Translate image files at their native size; writes convert-report.json; exit 3 if some failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from translate import infer
+    from translate import infer, parallel
+    from translate.shard import launch_from_env
 
     columns = (TextColumn("converting"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with user_errors(), Progress(*columns, disable=quiet, transient=True) as bar:
+    with user_errors():
+        main_rank = launch_from_env().rank == 0  # under torchrun/srun, rank 0 speaks for the job
+    with user_errors(), Progress(*columns, disable=quiet or not main_rank, transient=True) as bar:
         task = bar.add_task("convert", total=None, rate="")
         started = time.perf_counter()
 
@@ -208,11 +215,13 @@ def convert(
             bar.update(task, completed=done, total=total,
                        rate=f"{done / elapsed:.1f} images/s" if done and elapsed > 0 else "")
 
-        report = infer.convert(checkpoint, source, output, skip_existing=skip_existing, compile=compile,
-                               progress=progress, log=lambda msg: bar.console.print(msg),
-                               **_given(direction=direction, fmt=format, quality=quality, batch_size=batch_size,
-                                        device=device, size=size, tile=tile, precision=precision,
-                                        workers=workers, backend=backend, weights=weights))
+        report = parallel.convert(checkpoint, source, output, skip_existing=skip_existing, compile=compile,
+                                  progress=progress, log=lambda msg: bar.console.print(msg),
+                                  **_given(direction=direction, fmt=format, quality=quality, batch_size=batch_size,
+                                           device=device, size=size, tile=tile, precision=precision,
+                                           workers=workers, backend=backend, weights=weights, devices=devices))
+    if report is None:  # a rank other than 0: rank 0 reports for the job
+        return
     typer.echo(f"generator: {report.generator}; {report.precision}")
     _finish_batch("converted", report, output / infer.REPORT_NAME)
 

@@ -22,6 +22,9 @@ job. The report accounts for every input file: written, kept, failed (and why: u
 format such as HEIC, broken link, out of memory) and ignored (not images, hidden). Animated images (GIF,
 WebP) are converted from their first frame, and the report notes it. A batch that runs out of memory is
 retried image by image, then in ever smaller tiles, before the image is reported as failed.
+
+Several processes (``--devices N``, torchrun, srun: parallel.py and shard.py) each run :func:`convert` with
+their `rank` and `world_size`, on their share of the files.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from translate.checkpoint import load_generator
-from translate.data.files import plan_batch
+from translate.data.files import Plan, plan_batch
 from translate.data.io import atomic_write, image_info, read_image_alpha, resize_bicubic
 from translate.data.transforms import to_model_range, to_uint8
 from translate.errors import DataError, TranslateError
@@ -67,6 +71,7 @@ class ConvertReport:
     generator: str = ""  # what translated: "pretrained horse2zebra (resnet_9blocks, ngf 64, ...)"
     precision: str = ""  # what was chosen and why: "bf16 autocast (auto: this CPU has AVX-512 BF16 ...)"
     backend: str = "torch"
+    ranks: list[dict] = field(default_factory=list)  # a job of several processes: each one's share (shard.py)
 
     def write(self, path: Path) -> None:
         """The report as JSON at `path`, written atomically."""
@@ -74,11 +79,12 @@ class ConvertReport:
         atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     def to_dict(self) -> dict:
+        ranks = {"ranks": self.ranks} if self.ranks else {}
         return {"inputs": len(self.written) + len(self.skipped_existing) + len(self.failed),
                 "written": len(self.written), "skipped_existing": len(self.skipped_existing),
                 "failed": self.failed, "ignored": self.ignored, "notes": self.notes, "generator": self.generator,
                 "backend": self.backend, "precision": self.precision, "seconds": round(self.seconds, 3),
-                "images_per_second": round(len(self.written) / self.seconds, 3) if self.seconds else None}
+                "images_per_second": round(len(self.written) / self.seconds, 3) if self.seconds else None, **ranks}
 
 
 @dataclass(frozen=True)
@@ -315,19 +321,36 @@ def check_options(fmt: str | None = None, quality: int = 95, size: int | None = 
             raise TranslateError(f"{name} must be at least {least}, got {value}")
 
 
-def convert(checkpoint: str | Path, source: str | Path, output: str | Path, direction: str = "AtoB",
-            fmt: str | None = None, quality: int = 95, skip_existing: bool = False, batch_size: int | None = None,
-            device: str | None = None, size: int | None = None, tile: int | None = None,
-            precision: str = "auto", compile: bool = False, workers: int | None = None,
-            progress: Callable[[int, int], None] | None = None, backend: str = "torch",
-            log: Callable[[str], None] | None = None, weights: str = "auto") -> ConvertReport:
-    """Translate every image of `source` into `output`, mirroring relative paths; see module docstring.
+def output_kind(path: Path, fmt: str | None) -> str:
+    """The output format of an input: `fmt`, else its own when it is one we write, else png."""
+    return fmt or _KEPT_SUFFIXES.get(path.suffix.lower()) or "png"
 
-    `progress(done, total)` is called after each batch (done counts written, failed and kept files).
-    Defaults: on CUDA batches of 8 and up to 4 decoding workers; on a CPU batches of 1 and one worker,
-    because convolutions already use every core there, and batching measured no faster
-    (benchmarks/convert.py)."""
-    started = time.perf_counter()
+
+def output_path(rel: Path, fmt: str | None) -> Path:
+    """An output's relative path: the input's own suffix (photo.JPEG stays photo.JPEG) unless the format changes."""
+    kind = output_kind(rel, fmt)
+    return rel.with_suffix(rel.suffix if _KEPT_SUFFIXES.get(rel.suffix.lower()) == kind else "." + kind)
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` checked and planned."""
+
+    device: torch.device
+    precision: str  # chosen: "32", "bf16", "16"
+    why: str  # what was chosen and why, for the report
+    generator: Any  # checkpoint.load_generator's result
+    plan: Plan  # the inputs and where each output goes
+
+
+def prepare(checkpoint: str | Path, source: str | Path, output: str | Path, direction: str = "AtoB",
+            fmt: str | None = None, quality: int = 95, batch_size: int | None = None, device: str | None = None,
+            size: int | None = None, tile: int | None = None, precision: str = "auto", workers: int | None = None,
+            backend: str = "torch", log: Callable[[str], None] | None = None, weights: str = "auto",
+            clean: bool = True) -> Prepared:
+    """Everything :func:`convert` checks before it translates, in its order: option values, the device, the
+    backend, the generator (downloaded if it is a pretrained name) and the plan (see data/files.py), which
+    creates the output folder and, with `clean`, removes the temporary files killed runs left there."""
     check_options(fmt=fmt, quality=quality, size=size, tile=tile, batch_size=batch_size, workers=workers)
     if backend not in BACKENDS:
         raise TranslateError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
@@ -337,25 +360,42 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
             raise TranslateError(f"--backend onnxruntime runs on the CPU here; leave out --device {device}")
         dev = torch.device("cpu")
     chosen, why = choose_precision(dev, precision, backend)
-    # bf16 on a CPU: the weights themselves in bf16 (same outputs as autocast, measured, without its casts)
-    cast_weights = dev.type == "cpu" and chosen == "bf16" and backend == "torch"
-    autocast = nullcontext() if cast_weights else cast_autocast(dev, chosen)
-
-    def kind_of(path: Path) -> str:
-        return fmt or _KEPT_SUFFIXES.get(path.suffix.lower()) or "png"
-
-    def destination(rel: Path) -> Path:
-        # The input's own suffix (photo.JPEG stays photo.JPEG) unless the format changes.
-        kind = kind_of(rel)
-        return rel.with_suffix(rel.suffix if _KEPT_SUFFIXES.get(rel.suffix.lower()) == kind else "." + kind)
-
     if backend == "onnxruntime":
         from translate.onnx_runtime import require_onnx
 
         require_onnx(exporter=False)  # a missing extra is said before anything is planned or created
     generator = load_generator(checkpoint, direction, log=log, weights=weights)
-    net = generator.net
-    plan = plan_batch(source, output, destination, REPORT_NAME)
+    plan = plan_batch(source, output, lambda rel: output_path(rel, fmt), REPORT_NAME, clean=clean)
+    return Prepared(dev, chosen, why, generator, plan)
+
+
+def convert(checkpoint: str | Path, source: str | Path, output: str | Path, direction: str = "AtoB",
+            fmt: str | None = None, quality: int = 95, skip_existing: bool = False, batch_size: int | None = None,
+            device: str | None = None, size: int | None = None, tile: int | None = None,
+            precision: str = "auto", compile: bool = False, workers: int | None = None,
+            progress: Callable[[int, int], None] | None = None, backend: str = "torch",
+            log: Callable[[str], None] | None = None, weights: str = "auto", rank: int = 0,
+            world_size: int = 1) -> ConvertReport:
+    """Translate every image of `source` into `output`, mirroring relative paths; see module docstring.
+
+    `progress(done, total)` is called after each batch (done counts written, failed and kept files).
+    Defaults: on CUDA batches of 8 and up to 4 decoding workers; on a CPU batches of 1 and one worker,
+    because convolutions already use every core there, and batching measured no faster
+    (benchmarks/convert.py).
+
+    With `world_size` > 1 this process is rank `rank` of a job run by several (see translate/shard.py): it
+    translates only its share of the files, counts the files that could not be planned and the ignored ones
+    only on rank 0 (so merged reports count each file once), leaves temporary files alone (another rank's
+    writer may still run) and writes no report: the caller merges the ranks' reports."""
+    started = time.perf_counter()
+    p = prepare(checkpoint, source, output, direction=direction, fmt=fmt, quality=quality, batch_size=batch_size,
+                device=device, size=size, tile=tile, precision=precision, workers=workers, backend=backend, log=log,
+                weights=weights, clean=world_size == 1)
+    dev, chosen, plan = p.device, p.precision, p.plan
+    # bf16 on a CPU: the weights themselves in bf16 (same outputs as autocast, measured, without its casts)
+    cast_weights = dev.type == "cpu" and chosen == "bf16" and backend == "torch"
+    autocast = nullcontext() if cast_weights else cast_autocast(dev, chosen)
+    net = p.generator.net
     out_root = plan.out_root
     if batch_size is None:
         batch_size = 8 if dev.type == "cuda" else 1
@@ -373,12 +413,20 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
             net.to(memory_format=torch.channels_last)
         if compile:
             net = torch.compile(net, dynamic=True)
-    report = ConvertReport(failed=dict(plan.failed), ignored=dict(plan.inputs.skipped),
-                           generator=generator.describe(), precision=why, backend=backend)
-    total = len(plan.inputs.files) + len(plan.inputs.failed)
+    first = rank == 0
+    report = ConvertReport(failed=dict(plan.failed) if first else {}, ignored=dict(plan.inputs.skipped) if first else {},
+                           generator=p.generator.describe(), precision=p.why, backend=backend)
+    destinations = plan.destinations
+    if world_size > 1:
+        from translate.shard import in_share
+
+        root = plan.inputs.root
+        destinations = {src: dst for src, dst in destinations.items()
+                        if in_share(src.relative_to(root), rank, world_size)}
+    total = len(destinations) + len(report.failed)
 
     jobs: list[_Job] = []
-    for path, dst in plan.destinations.items():
+    for path, dst in destinations.items():
         if skip_existing and dst.exists():
             report.skipped_existing.append(str(path))
             continue
@@ -389,7 +437,7 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
             continue
         if frames > 1:
             report.notes[str(path)] = f"{frames} frames: the first frame was converted"
-        jobs.append(_Job(path, dst, kind_of(path), resized_shape(height, width, size)))
+        jobs.append(_Job(path, dst, output_kind(path, fmt), resized_shape(height, width, size)))
     batches = _plan(jobs, batch_size, tile)
     if workers is None:
         workers = 0 if len(batches) <= 2 else min(4, os.cpu_count() or 1) if dev.type == "cuda" else 1
@@ -431,5 +479,6 @@ def convert(checkpoint: str | Path, source: str | Path, output: str | Path, dire
         settle(keep=0)
     report.failed = dict(sorted(report.failed.items()))
     report.seconds = time.perf_counter() - started
-    report.write(out_root / REPORT_NAME)
+    if world_size == 1:
+        report.write(out_root / REPORT_NAME)
     return report

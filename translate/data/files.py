@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,9 +187,10 @@ def ensure_writable(folder: str | Path) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test.{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a unique name: processes on other machines writing to this folder may have this one's pid
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise TranslateError(f"cannot write in the output folder {folder}: {exc.strerror or exc}") from None
     return folder
@@ -206,9 +208,10 @@ class Plan:
 
 
 def plan_batch(source: str | Path, output: str | Path, destination: Callable[[Path], Path],
-               report_name: str) -> Plan:
+               report_name: str, clean: bool = True) -> Plan:
     """Plan a job writing `destination(relative input path)` under `output` for every input of `source`,
-    plus the report `output/report_name`; see :class:`Plan`."""
+    plus the report `output/report_name`; see :class:`Plan`. `clean=False` leaves temporary files alone: one
+    of several processes writing this folder cannot tell whether another machine's writer still runs."""
     from translate.data.io import remove_stale_temporaries
 
     inputs = gather(source)
@@ -217,5 +220,6 @@ def plan_batch(source: str | Path, output: str | Path, destination: Callable[[Pa
     destinations, collided = unique_destinations(planned)
     guard_outputs([*destinations.values(), out_root / report_name], inputs.files)
     ensure_writable(out_root)
-    remove_stale_temporaries(out_root)
+    if clean:
+        remove_stale_temporaries(out_root)
     return Plan(inputs, out_root, destinations, {**inputs.failed, **collided})
