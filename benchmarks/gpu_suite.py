@@ -25,7 +25,8 @@ What it runs, each step a separate process with its own time limit, its output a
 The goals of issue 17 (bf16 step >= 1.8x the classic steps/s at <= 0.6x its peak memory; convert >= 4x)
 are printed as met or not: they are measurements, not pass/fail checks. The suite fails (exit 1) when a
 step fails: a crash, a non-finite loss, a missing checkpoint, a parity miss.
-OUT/suite.json holds every figure; the table is printed last.
+OUT/suite.json holds every figure; the table is printed last, also when the --budget (480 s) ran out:
+a step that would run past it is stopped or not started, and shown as failed.
 
 --quick makes every step tiny (32-px images, a few steps, 8 images to convert, bf16-mixed steps only, no
 torch.compile) so the whole suite runs on 2 CPU cores in a few minutes; tests/test_gpu_suite.py runs it that way so it cannot rot.
@@ -39,6 +40,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,22 +54,37 @@ GOALS = {"step_speed": 1.8, "step_memory": 0.6, "convert_speed": 4.0}
 
 
 class Suite:
-    def __init__(self, out: Path, device: str, quick: bool, env: dict[str, str]) -> None:
+    def __init__(self, out: Path, device: str, quick: bool, env: dict[str, str], budget: float = 480) -> None:
         self.out, self.device, self.quick, self.env = out, device, quick, env
+        self.deadline = time.perf_counter() + budget  # steps get what is left of it, so the table always prints
         self.log = out / "suite.log"
         self.results: list[dict] = []
         self.accelerator = "gpu" if device == "cuda" else "cpu"
 
     def run(self, name: str, argv: list[str], timeout: float) -> tuple[int, str, float]:
-        """Run one process; its output goes to the log (and is returned); rc 124 when it ran out of time."""
+        """Run one process; its output goes to the log (and is returned); rc 124 when it ran out of time
+        (its own limit, or what is left of the suite's --budget)."""
         start = time.perf_counter()
+        timeout = min(timeout, self.deadline - start - 5)
+        if timeout < 10:
+            text = f"[gpu_suite] {name}: not run, the suite's --budget is spent\n"
+            with self.log.open("a") as log:
+                log.write(f"\n===== {name}: {text}")
+            return 124, text, 0.0
+        # its own process group, so that a step stopped at its limit takes its children along
+        child = subprocess.Popen(argv, cwd=self.out, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, start_new_session=True)
         try:
-            done = subprocess.run(argv, cwd=self.out, env=self.env, capture_output=True, text=True, timeout=timeout)
-            rc, text = done.returncode, done.stdout + done.stderr
-        except subprocess.TimeoutExpired as exc:
+            text, _ = child.communicate(timeout=timeout)
+            rc = child.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            text, _ = child.communicate()
             rc = 124
-            text = ((exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or ""))
             text += f"\n[gpu_suite] {name}: stopped after its limit of {timeout:.0f} s\n"
+        except KeyboardInterrupt:  # Ctrl-C reaches only this process: take the step's group down too
+            os.killpg(child.pid, signal.SIGKILL)
+            raise
         seconds = time.perf_counter() - start
         with self.log.open("a") as log:
             log.write(f"\n===== {name}: {' '.join(argv)}\n{text}\n===== {name}: exit {rc} after {seconds:.1f} s\n")
@@ -320,6 +337,8 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cuda (default when a GPU is visible) or cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and counts: a smoke run on a CPU")
     parser.add_argument("--wheels", type=Path, default=ROOT / ".whl", help="wheels to install offline (gpu_wheels.sh)")
+    parser.add_argument("--budget", type=float, default=480, help="seconds for the whole suite (default 480): "
+                        "a step that would run past it is stopped or not started, and reported so")
     args = parser.parse_args()
     device = args.device
     if device is None:
@@ -330,7 +349,8 @@ def main() -> None:
         parser.error("--device must be cuda or cpu")
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    suite = Suite(args.out.resolve(), device, args.quick, prepared_env(args.wheels))
+    env = dict(prepared_env(args.wheels), TRANSLATE_GPU_SUITE=str(args.out.resolve()))  # marks its processes
+    suite = Suite(args.out.resolve(), device, args.quick, env, args.budget)
     print(f"translate GPU suite on {platform.node()}, {device}{', quick' if args.quick else ''}; log {suite.log}",
           flush=True)
     suite.environment()

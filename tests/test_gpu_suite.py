@@ -33,7 +33,8 @@ GPU_MACHINE_HAS = {
 def test_the_quick_suite_runs_every_step_on_a_cpu(tmp_path: Path):
     out = tmp_path / "suite"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(out), "--device",
-                           "cpu", "--quick"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+                           "cpu", "--quick", "--budget", "840"], capture_output=True, text=True, timeout=900,
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "suite.json").read_text())["results"]
     names = [r["name"] for r in results]
@@ -55,6 +56,30 @@ def test_the_quick_suite_runs_every_step_on_a_cpu(tmp_path: Path):
     table = done.stdout.strip().splitlines()
     assert table[-2] == "11 of 11 steps ok" and "suite wall time" in table[-1]
     assert "===== fit cut bf16-mixed: exit 0" in (out / "suite.log").read_text()
+
+
+def test_a_spent_budget_stops_the_step_in_hand_and_still_prints_the_table(tmp_path: Path):
+    out = tmp_path / "suite"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(out), "--device",
+                           "cpu", "--quick", "--budget", "35"], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "suite.json").read_text())["results"]
+    assert results[0]["name"] == "environment" and results[0]["ok"]
+    assert results[1]["name"] == "train_step" and not results[1]["ok"] and "stopped after its limit" in \
+        (out / "suite.log").read_text()
+    assert len(results) == 11 and not any(r["ok"] for r in results[2:])
+    assert "the suite's --budget is spent" in results[-1]["summary"]
+    assert "1 of 11 steps ok; failed: train_step, convert" in done.stdout
+    marker = f"TRANSLATE_GPU_SUITE={out}".encode()
+    left = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                left.append(environ.parent.name)
+        except OSError:
+            pass  # gone, or not ours to read
+    assert not left, f"the stopped step left processes behind: {left}"
 
 
 def _run(tmp_path: Path, rows: list[str], step: int | None) -> Path:
