@@ -18,7 +18,7 @@ ResNet-9, its PatchNCE heads and one antialiased PatchGAN) and reports each agai
     python benchmarks/train_step.py --sizes 256 --precision bf16-mixed --device cuda
     python benchmarks/train_step.py --models cut fastcut         # and CUT's and FastCUT's steps
     python benchmarks/train_step.py --device cuda --sizes 256 --precision 32-true bf16-mixed --compile \
-        --models cut fastcut --steps 30 --warmup 5 --json out/train_step.json   # as benchmarks/gpu_suite.py
+        --models cut fastcut --steps 30 --warmup 5 --json out/train_step.json --profile out  # as gpu_suite.py
 """
 
 from __future__ import annotations
@@ -156,9 +156,12 @@ def classic_steps(size: int, steps: int, device: torch.device) -> tuple[list[flo
 
 
 class StepTimer(pl.Callback):
-    def __init__(self, device: torch.device) -> None:
+    """Times each step; with `profile_from`, runs torch.profiler over the steps from that one on."""
+
+    def __init__(self, device: torch.device, profile_from: int | None = None) -> None:
         self.times: list[float] = []
         self.peak = Peak(device)
+        self.profile_from, self.profiler = profile_from, None
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.peak.start()
@@ -166,12 +169,36 @@ class StepTimer(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize()
+        if batch_idx == self.profile_from:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if pl_module.device.type == "cuda":
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(activities=activities)
+            self.profiler.__enter__()
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize()
         self.times.append(time.perf_counter() - self.start)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.profiler is not None:
+            self.profiler.__exit__(None, None, None)
+
+
+def profile_summary(profiler, device: torch.device, seconds: float) -> tuple[str, float | None]:
+    """The profiler's top operators (by their own device time on CUDA, CPU time elsewhere) and, on CUDA, the
+    share of the profiled wall time the GPU spent in kernels and copies: far below 1 at batch 1 means the
+    step waits on launches (what CUDA graphs, torch.compile(mode="reduce-overhead"), would remove)."""
+    averages = profiler.key_averages()
+    on_cuda = device.type == "cuda"
+    table = averages.table(sort_by="self_cuda_time_total" if on_cuda else "self_cpu_time_total", row_limit=25)
+    busy = None
+    if on_cuda and seconds > 0:
+        busy = sum(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) for e in averages)
+        busy = busy / 1e6 / seconds
+    return table, busy
 
 
 class RandomPairs(torch.utils.data.Dataset):
@@ -187,12 +214,13 @@ class RandomPairs(torch.utils.data.Dataset):
 
 
 def translate_steps(size: int, steps: int, device: torch.device, precision: str,
-                    model_name: str = "cyclegan", compile: bool = False) -> tuple[list[float], int]:
+                    model_name: str = "cyclegan", compile: bool = False,
+                    profile_from: int | None = None) -> tuple[list[float], int, StepTimer]:
     torch.manual_seed(0)
     cfg = resolve({"model": {"name": model_name}, "data": {"crop_size": size, "load_size": size, "batch_size": 1}},
                   flags={"train.precision": precision, "train.compile": compile})
     model = build_model(cfg)
-    timer = StepTimer(device)  # with the loop's jobs as translate fit runs them (channels_last on CUDA, ...)
+    timer = StepTimer(device, profile_from)  # with the loop's jobs as translate fit runs them (channels_last on CUDA, ...)
     trainer = pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=-1, max_epochs=1,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[timer, *loop_callbacks(cfg)], num_sanity_val_steps=0,
@@ -200,7 +228,7 @@ def translate_steps(size: int, steps: int, device: torch.device, precision: str,
     loader = torch.utils.data.DataLoader(RandomPairs(size, steps), batch_size=1, num_workers=0,
                                          pin_memory=device.type == "cuda")
     trainer.fit(model, train_dataloaders=loader)
-    return timer.times, timer.peak.bytes()
+    return timer.times, timer.peak.bytes(), timer
 
 
 def run_variant(variant: dict) -> dict:
@@ -210,10 +238,18 @@ def run_variant(variant: dict) -> dict:
         torch.set_num_threads(variant["threads"])
     if variant["model"] == "classic":
         times, peak = classic_steps(variant["size"], variant["steps"], device)
-    else:
-        times, peak = translate_steps(variant["size"], variant["steps"], device, variant["precision"],
-                                      variant["model"], variant["compile"])
-    return {"times": times, "peak": peak}
+        return {"times": times, "peak": peak}
+    profile_from = variant["warmup"] if variant.get("profile") else None
+    times, peak, timer = translate_steps(variant["size"], variant["steps"], device, variant["precision"],
+                                         variant["model"], variant["compile"], profile_from)
+    result = {"times": times, "peak": peak}
+    if timer.profiler is not None:
+        table, busy = profile_summary(timer.profiler, device, sum(times[variant["warmup"]:]))
+        out = Path(variant["profile"]) / f"profile-{variant['size']}px-{variant['model']}-{variant['precision']}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
+        result.update(profile=str(out), device_busy=busy)
+    return result
 
 
 def in_fresh_process(variant: dict) -> dict:
@@ -224,7 +260,8 @@ def in_fresh_process(variant: dict) -> dict:
 def label(variant: dict) -> str:
     if variant["model"] == "classic":
         return "classic fp32"
-    return f"{variant['model']} {variant['precision']}" + (" compiled" if variant["compile"] else "")
+    return (f"{variant['model']} {variant['precision']}" + (" compiled" if variant["compile"] else "")
+            + (" profiled" if variant.get("profile") else ""))
 
 
 def main() -> None:
@@ -240,6 +277,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[], choices=["cut", "fastcut"],
                         help="also time these translate models, at each precision, against translate's CycleGAN")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="also run translate's CycleGAN at the last precision under torch.profiler (a run of "
+                             "its own, not timed against the others) and write its top operators into this folder")
     args = parser.parse_args()
     if args.steps <= args.warmup:
         parser.error("--steps must exceed --warmup")
@@ -253,23 +293,29 @@ def main() -> None:
           f"{args.warmup} warm-up; classic fp32; each variant in a fresh process; {memory}", flush=True)
     records = []
     for size in sizes:
-        base = {"size": size, "steps": args.steps, "device": args.device, "threads": threads, "compile": False}
+        base = {"size": size, "steps": args.steps, "warmup": args.warmup, "device": args.device, "threads": threads,
+                "compile": False}
         variants = [{**base, "model": "classic", "precision": "32-true"}]
         for precision in args.precision:
             variants.append({**base, "model": "cyclegan", "precision": precision})
             variants += [{**base, "model": m, "precision": precision} for m in args.models]
         if args.compile:
             variants.append({**base, "model": "cyclegan", "precision": args.precision[-1], "compile": True})
+        if args.profile:
+            variants.append({**base, "model": "cyclegan", "precision": args.precision[-1], "profile": str(args.profile)})
         found = {}
         for variant in variants:
             result = in_fresh_process(variant)
             seconds = statistics.median(result["times"][args.warmup:])
             record = {**variant, "label": label(variant), "s_per_step": seconds, "peak_bytes": result["peak"],
-                      "times": result["times"]}
-            found[(variant["model"], variant["precision"], variant["compile"])] = record
+                      "times": result["times"], **{k: result[k] for k in ("profile", "device_busy") if k in result}}
+            if not variant.get("profile"):
+                found[(variant["model"], variant["precision"], variant["compile"])] = record
             classic = found[("classic", "32-true", False)]
             reference = classic if variant["model"] in ("classic", "cyclegan") else \
                 found[("cyclegan", variant["precision"], False)]
+            if variant.get("profile"):  # the profiler's own cost is in its times: compared with nothing
+                reference = record
             record["versus"] = reference["label"]
             record["speed_ratio"] = reference["s_per_step"] / seconds  # steps/s, this / reference
             record["memory_ratio"] = result["peak"] / reference["peak_bytes"] if reference["peak_bytes"] else None
@@ -279,6 +325,10 @@ def main() -> None:
                 line += f"; {record['speed_ratio']:.2f}x the steps/s of {reference['label']}"
                 if record["memory_ratio"] is not None:
                     line += f", {record['memory_ratio']:.2f}x its peak memory"
+            if "profile" in record:
+                busy = record.get("device_busy")
+                line += (f"; GPU busy {busy:.0%} of the profiled steps" if busy is not None else "")
+                line += f"; top operators in {record['profile']}"
             print(line, flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

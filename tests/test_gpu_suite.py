@@ -43,7 +43,9 @@ def test_the_quick_suite_runs_every_step_on_a_cpu(tmp_path: Path):
                      "fit discogan-stripes preset", "fit genegan-faces preset", "export", "evaluate"]
     assert all(r["ok"] for r in results), [r for r in results if not r["ok"]]
     steps = {r["label"]: r for r in results[1]["records"]}
-    assert set(steps) == {"classic fp32", "cyclegan bf16-mixed", "cut bf16-mixed", "fastcut bf16-mixed"}
+    assert set(steps) == {"classic fp32", "cyclegan bf16-mixed", "cut bf16-mixed", "cyclegan bf16-mixed profiled"}
+    profile = Path(steps.pop("cyclegan bf16-mixed profiled")["profile"])
+    assert profile.parent == out / "profile" and "convolution" in profile.read_text()
     for label, r in steps.items():
         assert len(r["times"]) == 3 and r["s_per_step"] > 0 and r["peak_bytes"] > 2**20, label  # Adam state alone
         assert r["versus"] == ("classic fp32" if label.startswith(("classic", "cyclegan")) else
@@ -80,6 +82,13 @@ def test_a_spent_budget_stops_the_step_in_hand_and_still_prints_the_table(tmp_pa
         except OSError:
             pass  # gone, or not ours to read
     assert not left, f"the stopped step left processes behind: {left}"
+
+
+def test_only_names_steps_that_exist(tmp_path: Path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(tmp_path / "s"),
+                           "--device", "cpu", "--only", "train_step,fit"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown step fit; the steps are train_step, convert, fits" in done.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def _run(tmp_path: Path, rows: list[str], step: int | None) -> Path:
