@@ -30,7 +30,6 @@ import random
 import resource
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -252,9 +251,39 @@ def run_variant(variant: dict) -> dict:
     return result
 
 
-def in_fresh_process(variant: dict) -> dict:
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(run_variant, variant).result()
+class VariantFailed(RuntimeError):
+    pass
+
+
+def _child(variant: dict, conn) -> None:
+    try:
+        conn.send(("ok", run_variant(variant)))
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent, which goes on with the others
+        conn.send(("error", f"{type(exc).__name__}: {str(exc).strip()[:300]}"))
+    finally:
+        conn.close()
+
+
+def in_fresh_process(variant: dict, timeout: float | None = None) -> dict:
+    """run_variant(variant) in a spawned process; VariantFailed when it raised, died or ran past `timeout`."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(variant, send))
+    process.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            process.kill()
+            raise VariantFailed(f"stopped after its limit of {timeout:.0f} s (--variant-timeout)")
+        kind, value = receive.recv()
+    except EOFError:
+        process.join()
+        raise VariantFailed(f"its process died (exit code {process.exitcode})") from None
+    finally:
+        process.join()
+    if kind == "error":
+        raise VariantFailed(value)
+    return value
 
 
 def label(variant: dict) -> str:
@@ -277,6 +306,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[], choices=["cut", "fastcut"],
                         help="also time these translate models, at each precision, against translate's CycleGAN")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--variant-timeout", type=float, default=None,
+                        help="seconds for one variant's process; past it the variant is reported failed")
     parser.add_argument("--profile", type=Path, default=None,
                         help="also run translate's CycleGAN at the last precision under torch.profiler (a run of "
                              "its own, not timed against the others) and write its top operators into this folder")
@@ -291,7 +322,13 @@ def main() -> None:
               else "peak memory: resident, above the resident size before the first step")
     print(f"device: {name}; ResNet-9 + PatchGAN, batch 1; median of {args.steps - args.warmup} steps after "
           f"{args.warmup} warm-up; classic fp32; each variant in a fresh process; {memory}", flush=True)
-    records = []
+    records: list[dict] = []
+
+    def write(records: list[dict]) -> None:  # after every variant, so a stopped run keeps what it measured
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"device": name, "warmup": args.warmup, "records": records}, indent=1))
+
     for size in sizes:
         base = {"size": size, "steps": args.steps, "warmup": args.warmup, "device": args.device, "threads": threads,
                 "compile": False}
@@ -305,21 +342,27 @@ def main() -> None:
             variants.append({**base, "model": "cyclegan", "precision": args.precision[-1], "profile": str(args.profile)})
         found = {}
         for variant in variants:
-            result = in_fresh_process(variant)
+            try:
+                result = in_fresh_process(variant, args.variant_timeout)
+            except VariantFailed as exc:
+                records.append({**variant, "label": label(variant), "error": str(exc)})
+                print(f"{size:4d} px: {label(variant):28s} FAILED: {exc}", flush=True)
+                write(records)
+                continue
             seconds = statistics.median(result["times"][args.warmup:])
             record = {**variant, "label": label(variant), "s_per_step": seconds, "peak_bytes": result["peak"],
                       "times": result["times"], **{k: result[k] for k in ("profile", "device_busy") if k in result}}
             if not variant.get("profile"):
                 found[(variant["model"], variant["precision"], variant["compile"])] = record
-            classic = found[("classic", "32-true", False)]
-            reference = classic if variant["model"] in ("classic", "cyclegan") else \
-                found[("cyclegan", variant["precision"], False)]
-            if variant.get("profile"):  # the profiler's own cost is in its times: compared with nothing
+            reference = found.get(("classic", "32-true", False)) if variant["model"] in ("classic", "cyclegan") \
+                else found.get(("cyclegan", variant["precision"], False))
+            if variant.get("profile") or reference is None:  # the profiler's cost is in its times: no comparison
                 reference = record
             record["versus"] = reference["label"]
             record["speed_ratio"] = reference["s_per_step"] / seconds  # steps/s, this / reference
             record["memory_ratio"] = result["peak"] / reference["peak_bytes"] if reference["peak_bytes"] else None
             records.append(record)
+            write(records)
             line = f"{size:4d} px: {record['label']:28s} {seconds:.3f} s/step, peak {result['peak'] / 2**30:.2f} GiB"
             if record is not reference:
                 line += f"; {record['speed_ratio']:.2f}x the steps/s of {reference['label']}"
@@ -330,10 +373,9 @@ def main() -> None:
                 line += (f"; GPU busy {busy:.0%} of the profiled steps" if busy is not None else "")
                 line += f"; top operators in {record['profile']}"
             print(line, flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": name, "warmup": args.warmup, "records": records}, indent=1))
-
+    failed = [r["label"] for r in records if "error" in r]
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 if __name__ == "__main__":
     main()

@@ -84,6 +84,16 @@ def test_a_spent_budget_stops_the_step_in_hand_and_still_prints_the_table(tmp_pa
     assert not left, f"the stopped step left processes behind: {left}"
 
 
+def test_train_step_reports_a_variant_past_its_limit_and_keeps_the_rest(tmp_path: Path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--device", "cpu", "--sizes",
+                           "32", "--steps", "2", "--warmup", "1", "--precision", "bf16-mixed", "--variant-timeout", "1",
+                           "--json", str(tmp_path / "t.json")], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "failed: classic fp32, cyclegan bf16-mixed" in done.stderr
+    records = json.loads((tmp_path / "t.json").read_text())["records"]
+    assert [r["label"] for r in records] == ["classic fp32", "cyclegan bf16-mixed"]
+    assert all("stopped after its limit of 1 s" in r["error"] for r in records)
+
+
 def test_only_names_steps_that_exist(tmp_path: Path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(tmp_path / "s"),
                            "--device", "cpu", "--only", "train_step,fit"], capture_output=True, text=True, timeout=120)
