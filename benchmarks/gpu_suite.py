@@ -30,7 +30,8 @@ OUT/suite.json holds every figure; the table is printed last, also when the --bu
 a step that would run past it is stopped or not started, and shown as failed. train_step also runs
 translate's bf16 CycleGAN step under torch.profiler (a run of its own): OUT/profile/ gets its top
 operators, and the table the share of the step the GPU was busy, which says whether launches dominate
-at batch 1 (then CUDA graphs would help). After a fix, `--only train_step,convert` measures again in
+at batch 1 (then CUDA graphs would help: `--only train_step --compile-modes default,reduce-overhead`
+times train.compile_mode=reduce-overhead). After a fix, `--only train_step,convert` measures again in
 about half the time.
 
 --quick makes every step tiny (32-px images, a few steps, 8 images to convert, bf16-mixed steps only, no
@@ -63,6 +64,7 @@ class Suite:
     def __init__(self, out: Path, device: str, quick: bool, env: dict[str, str], budget: float = 480) -> None:
         self.out, self.device, self.quick, self.env = out, device, quick, env
         self.deadline = time.perf_counter() + budget  # steps get what is left of it, so the table always prints
+        self.compile_modes = ["default"]
         self.log = out / "suite.log"
         self.results: list[dict] = []
         self.accelerator = "gpu" if device == "cuda" else "cpu"
@@ -127,7 +129,7 @@ class Suite:
             shape = ["--sizes", "32", "--steps", "3", "--warmup", "1", "--precision", "bf16-mixed", "--models", "cut"]
         else:
             shape = ["--sizes", "256", "--steps", "30", "--warmup", "6", "--precision", "32-true", "bf16-mixed",
-                     "--compile", "--models", "cut", "fastcut"]
+                     "--compile", *self.compile_modes, "--models", "cut", "fastcut"]
         argv = [sys.executable, str(HERE / "train_step.py"), "--device", self.device, *shape,
                 "--json", str(out), "--profile", str(self.out / "profile"), "--variant-timeout", "200"]
         rc, text, seconds = self.run("train_step", argv, 420)
@@ -354,6 +356,10 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=ROOT / ".whl", help="wheels to install offline (gpu_wheels.sh)")
     parser.add_argument("--only", default=None, help=f"comma-separated steps to run, e.g. train_step,convert for a "
                         f"second run after a fix (default: all of {','.join(STEPS)}; export and evaluate need fits)")
+    parser.add_argument("--compile-modes", default="default",
+                        help="train.compile_mode values timed by train_step on a GPU, comma-separated (default: "
+                             "default; add reduce-overhead for CUDA graphs when the profile shows a GPU waiting on "
+                             "launches)")
     parser.add_argument("--budget", type=float, default=420, help="seconds for the whole suite (default 420): "
                         "a step that would run past it is stopped or not started, and reported so")
     args = parser.parse_args()
@@ -372,6 +378,7 @@ def main() -> None:
     started = time.perf_counter()
     env = dict(prepared_env(args.wheels), TRANSLATE_GPU_SUITE=str(args.out.resolve()))  # marks its processes
     suite = Suite(args.out.resolve(), device, args.quick, env, args.budget)
+    suite.compile_modes = [mode.strip() for mode in args.compile_modes.split(",") if mode.strip()]
     print(f"translate GPU suite on {platform.node()}, {device}{', quick' if args.quick else ''}; log {suite.log}",
           flush=True)
     suite.environment()

@@ -214,10 +214,11 @@ class RandomPairs(torch.utils.data.Dataset):
 
 def translate_steps(size: int, steps: int, device: torch.device, precision: str,
                     model_name: str = "cyclegan", compile: bool = False,
-                    profile_from: int | None = None) -> tuple[list[float], int, StepTimer]:
+                    profile_from: int | None = None, compile_mode: str = "default"
+                    ) -> tuple[list[float], int, StepTimer]:
     torch.manual_seed(0)
     cfg = resolve({"model": {"name": model_name}, "data": {"crop_size": size, "load_size": size, "batch_size": 1}},
-                  flags={"train.precision": precision, "train.compile": compile})
+                  flags={"train.precision": precision, "train.compile": compile, "train.compile_mode": compile_mode})
     model = build_model(cfg)
     timer = StepTimer(device, profile_from)  # with the loop's jobs as translate fit runs them (channels_last on CUDA, ...)
     trainer = pl.Trainer(accelerator=device.type, devices=1, precision=precision, max_steps=-1, max_epochs=1,
@@ -240,7 +241,8 @@ def run_variant(variant: dict) -> dict:
         return {"times": times, "peak": peak}
     profile_from = variant["warmup"] if variant.get("profile") else None
     times, peak, timer = translate_steps(variant["size"], variant["steps"], device, variant["precision"],
-                                         variant["model"], variant["compile"], profile_from)
+                                         variant["model"], variant["compile"], profile_from,
+                                         variant.get("compile_mode", "default"))
     result = {"times": times, "peak": peak}
     if timer.profiler is not None:
         table, busy = profile_summary(timer.profiler, device, sum(times[variant["warmup"]:]))
@@ -289,7 +291,9 @@ def in_fresh_process(variant: dict, timeout: float | None = None) -> dict:
 def label(variant: dict) -> str:
     if variant["model"] == "classic":
         return "classic fp32"
-    return (f"{variant['model']} {variant['precision']}" + (" compiled" if variant["compile"] else "")
+    mode = variant.get("compile_mode", "default")
+    return (f"{variant['model']} {variant['precision']}"
+            + ((" compiled" + (f" ({mode})" if mode != "default" else "")) if variant["compile"] else "")
             + (" profiled" if variant.get("profile") else ""))
 
 
@@ -301,8 +305,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", nargs="+", default=["32-true"],
                         help="translate's precisions: 32-true, bf16-mixed, 16-mixed ... (each one timed)")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time translate's CycleGAN at the last precision with train.compile=true")
+    parser.add_argument("--compile", nargs="*", default=None, metavar="MODE",
+                        help="also time translate's CycleGAN at the last precision with train.compile=true, once per "
+                             "train.compile_mode given (none given: default; reduce-overhead: CUDA graphs)")
     parser.add_argument("--models", nargs="*", default=[], choices=["cut", "fastcut"],
                         help="also time these translate models, at each precision, against translate's CycleGAN")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
@@ -336,8 +341,9 @@ def main() -> None:
         for precision in args.precision:
             variants.append({**base, "model": "cyclegan", "precision": precision})
             variants += [{**base, "model": m, "precision": precision} for m in args.models]
-        if args.compile:
-            variants.append({**base, "model": "cyclegan", "precision": args.precision[-1], "compile": True})
+        for mode in ([] if args.compile is None else args.compile or ["default"]):
+            variants.append({**base, "model": "cyclegan", "precision": args.precision[-1], "compile": True,
+                             "compile_mode": mode})
         if args.profile:
             variants.append({**base, "model": "cyclegan", "precision": args.precision[-1], "profile": str(args.profile)})
         found = {}

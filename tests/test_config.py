@@ -44,6 +44,7 @@ def test_unknown_key_suggests_close_match():
     ({"data": {"crop_size": 30, "load_size": 36}}, "multiple of 4"),
     ({"data": {"batch_size": 0}}, "must be positive"),
     ({"train": {"precision": "8-bit"}}, "train.precision"),
+    ({"train": {"compile_mode": "fastest"}}, "train.compile_mode"),
     ({"model": {"generator": {"arch": "unet"}}, "data": {"crop_size": 128, "load_size": 143}}, "multiple of 256"),
 ])
 def test_invalid_values_are_rejected_with_the_key(data, match):
@@ -160,3 +161,20 @@ def test_n_layers_rule_matches_the_patch_discriminator_it_guards():
             else:
                 with pytest.raises(ConfigError, match="model.discriminator.n_layers"):
                     resolve({}, settings)
+
+
+@pytest.mark.parametrize("mode, passed", [("default", None), ("reduce-overhead", "reduce-overhead"),
+                                          ("max-autotune", "max-autotune")])
+def test_train_compile_mode_reaches_torch_compile_of_every_net(mode, passed, monkeypatch):
+    import torch
+
+    from translate.models import build_model
+    from translate.train import loop_callbacks
+
+    cfg = resolve({"model": {"name": "cyclegan"}}, flags={"train.compile": True, "train.compile_mode": mode})
+    model = build_model(cfg)
+    seen = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: seen.append((type(self).__name__, kwargs)))
+    setup = loop_callbacks(cfg)[0]
+    setup.on_fit_start(None, model)
+    assert len(seen) == len(model.net_specs) == 4 and all(kwargs == {"mode": passed} for _, kwargs in seen)

@@ -82,6 +82,8 @@ class TrainConfig:
     log_every_n_steps: int = 50
     channels_last: bool = True  # on CUDA only
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile's mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    #                                | max-autotune-no-cudagraphs; only with train.compile
     init: str = ""  # fine-tuning: start from this checkpoint's weights (fresh optimizer and schedule)
     ema: bool = False  # keep an exponential moving average of each generator; outputs use it (models/ema.py)
     ema_decay: float = 0.999  # the EMA's decay per generator step (StarGAN v2's beta)
@@ -139,6 +141,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 EVAL_FEATURES = ("inception", "classifier", "pixels")  # translate.metrics.FEATURES (tests/test_evaluate.py)
 MONITORS = ("fid", "kid")
 AUGMENTS = ("auto", "none", "diffaugment")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 AUGMENT_OPS = ("color", "translation", "cutout")  # DiffAugment's operations (models/diffaugment.py)
 MAX_SEED = 2**32 - 1  # what numpy and Lightning's seed_everything accept
 _SHARED = {"optim": OptimConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -374,6 +377,7 @@ def validate(cfg: Config) -> None:
     if not 0.0 <= t.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     choice("train.augment", t.augment, AUGMENTS)
+    choice("train.compile_mode", t.compile_mode, COMPILE_MODES)
     for op in t.augment_policy.split(","):
         choice("train.augment_policy", op.strip(), AUGMENT_OPS)
     if not 0.0 <= d.holdout < 1.0:

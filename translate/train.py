@@ -280,10 +280,11 @@ def _uses_batch_norm(cfg: Config) -> bool:
 
 class DeviceSetup(pl.Callback):
     """Device-dependent setup of the nets, once they are on their device: channels_last memory format on
-    CUDA (nets and each batch; ``train.channels_last``) and ``torch.compile`` of each net (``train.compile``)."""
+    CUDA (nets and each batch; ``train.channels_last``) and ``torch.compile`` of each net (``train.compile``, in
+    ``train.compile_mode``: reduce-overhead captures CUDA graphs, for batch-1 steps that wait on launches)."""
 
-    def __init__(self, channels_last: bool, compile: bool) -> None:
-        self.channels_last, self.compile = channels_last, compile
+    def __init__(self, channels_last: bool, compile: bool, compile_mode: str = "default") -> None:
+        self.channels_last, self.compile, self.compile_mode = channels_last, compile, compile_mode
         self.memory_format: torch.memory_format | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -291,8 +292,8 @@ class DeviceSetup(pl.Callback):
             self.memory_format = torch.channels_last
             pl_module.to(memory_format=self.memory_format)
         if self.compile:
-            for attr in pl_module.net_specs:
-                getattr(pl_module, attr).compile()
+            for attr in pl_module.net_specs:  # "default" is torch.compile's own default (mode=None)
+                getattr(pl_module, attr).compile(mode=None if self.compile_mode == "default" else self.compile_mode)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.memory_format is not None:  # the batch dict training_step receives, converted in place
@@ -303,7 +304,7 @@ class DeviceSetup(pl.Callback):
 def loop_callbacks(cfg: Config) -> list[pl.Callback]:
     """The loop's jobs (callbacks.py), in the order they must run: the stops before the NaN check."""
     o, t = cfg.optim, cfg.train
-    return [DeviceSetup(t.channels_last, t.compile), Reseed(t.seed), LinearDecay([o.lr, o.lr_d], o.n_epochs,
+    return [DeviceSetup(t.channels_last, t.compile, t.compile_mode), Reseed(t.seed), LinearDecay([o.lr, o.lr_d], o.n_epochs,
             o.n_epochs_decay), BatchBudget(t.max_steps), GracefulStop(), NonFinite(t.log_every_n_steps)]
 
 
