@@ -116,6 +116,19 @@ def write_tiny_config(root: Path, dataset: Path) -> Path:
     return path
 
 
+def train_tiny_run(root: Path, name: str = "c") -> Path:
+    """root/runs/<name>: a tiny CycleGAN trained for one batch on make_unpaired(root) (module fixtures build
+    their checkpoint with it once)."""
+    from typer.testing import CliRunner
+
+    from translate.cli import app
+
+    result = CliRunner().invoke(app, ["fit", str(write_tiny_config(root, make_unpaired(root))), "--name", name,
+                                      "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    return root / "runs" / name
+
+
 @pytest.fixture
 def unpaired(tmp_path: Path) -> Path:
     """A dataset folder with trainA (4), trainB (3), testA (2), testB (2) random images."""

@@ -30,11 +30,15 @@ GPU_MACHINE_HAS = {
     "cycler", "fonttools", "kiwisolver", "pyparsing", "python-dateutil", "annotated-doc", "wheel"}
 
 
+def _quick_suite(out: Path, budget: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(out), "--device",
+                           "cpu", "--quick", "--budget", str(budget)], capture_output=True, text=True,
+                          timeout=budget + 60, cwd=out.parent)
+
+
 def test_the_quick_suite_runs_every_step_on_a_cpu(tmp_path: Path):
     out = tmp_path / "suite"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(out), "--device",
-                           "cpu", "--quick", "--budget", "840"], capture_output=True, text=True, timeout=900,
-                          cwd=tmp_path)
+    done = _quick_suite(out, 840)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "suite.json").read_text())["results"]
     names = [r["name"] for r in results]
@@ -62,9 +66,7 @@ def test_the_quick_suite_runs_every_step_on_a_cpu(tmp_path: Path):
 
 def test_a_spent_budget_stops_the_step_in_hand_and_still_prints_the_table(tmp_path: Path):
     out = tmp_path / "suite"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(out), "--device",
-                           "cpu", "--quick", "--budget", "35"], capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+    done = _quick_suite(out, 35)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "suite.json").read_text())["results"]
     assert results[0]["name"] == "environment" and results[0]["ok"]

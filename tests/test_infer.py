@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_unpaired, write_tiny_config
+from conftest import train_tiny_run
 from translate.checkpoint import load_generator
 from translate.cli import app
 from translate.errors import TranslateError
@@ -25,11 +25,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny CycleGAN run folder (one batch), trained once for the module."""
-    root = tmp_path_factory.mktemp("infer")
-    result = runner.invoke(app, ["fit", str(write_tiny_config(root, make_unpaired(root))), "--name", "c",
-                                 "--max-steps", "1"])
-    assert result.exit_code == 0, result.output
-    return root / "runs" / "c"
+    return train_tiny_run(tmp_path_factory.mktemp("infer"))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_unpaired, write_tiny_config
+from conftest import train_tiny_run
 from translate import shard
 from translate.cli import app
 from translate.errors import TranslateError
@@ -33,11 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny CycleGAN checkpoint (one batch), trained once for the module; the tests only read it."""
-    root = tmp_path_factory.mktemp("shard")
-    result = runner.invoke(app, ["fit", str(write_tiny_config(root, make_unpaired(root))), "--name", "c",
-                                 "--max-steps", "1"])
-    assert result.exit_code == 0, result.output
-    return root / "runs" / "c" / "last.ckpt"
+    return train_tiny_run(tmp_path_factory.mktemp("shard")) / "last.ckpt"
 
 
 VALID = ["odd.png", *(f"p{i}.png" for i in range(0, 8, 2)), *(f"sub/p{i}.png" for i in range(1, 8, 2))]
